@@ -1,0 +1,47 @@
+"""The quality discriminator of stage 2 (paper Sec. 3.2), used only in training.
+
+Introduced in notebooks/03_band_recomposition.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def sorted_channels(x: torch.Tensor) -> torch.Tensor:
+    """The image with its per-pixel sorted channels appended: cat(x, min, median, max).
+
+    Sorting discards which channel is which, so the discriminator also sees colour-free
+    structure (how bright and how saturated each pixel is), as in the released code.
+    """
+    return torch.cat((x, torch.sort(x, dim=1).values), 1)
+
+
+class QualityDiscriminator(nn.Module):
+    """Eight 3x3 conv + ReLU (BatchNorm from the second), 1x1 head, global average, sigmoid.
+
+    4,691,329 parameters. The 1x1 head keeps the released ``padding=1`` quirk: it adds a
+    one-pixel frame of the bias alone, which the global average then includes.
+    """
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        plan = [  # (in, out, stride)
+            (6, width, 1), (width, width, 2),
+            (width, 2 * width, 1), (2 * width, 2 * width, 2),
+            (2 * width, 4 * width, 1), (4 * width, 4 * width, 2),
+            (4 * width, 8 * width, 1), (8 * width, 8 * width, 2),
+        ]
+        layers: list[nn.Module] = []
+        for i, (cin, cout, stride) in enumerate(plan):
+            layers.append(nn.Conv2d(cin, cout, 3, stride=stride, padding=1))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.ReLU(inplace=True))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Conv2d(8 * width, 1, 1, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Quality score in (0, 1) per image, shape N."""
+        score = self.head(self.features(sorted_channels(x)))
+        return torch.sigmoid(score.mean(dim=(1, 2, 3)))

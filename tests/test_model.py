@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from drbn.errors import DRBNError
+from drbn.model import DRBN, BandLearningUnit, DRBNConfig, ResidualDenseBlock, count_parameters
+
+
+def test_parameter_counts_match_the_released_model():
+    assert count_parameters(ResidualDenseBlock(16, 8)) == 8_880
+    assert count_parameters(ResidualDenseBlock(32, 16)) == 35_424
+    assert count_parameters(BandLearningUnit()) == 139_417
+    assert count_parameters(DRBN()) == 557_668
+
+
+@pytest.mark.parametrize("recursions", [1, 2, 3])
+def test_parameters_scale_with_recursions(recursions):
+    assert count_parameters(DRBN(DRBNConfig(recursions=recursions))) == recursions * 139_417
+
+
+def test_output_shapes_and_recursions():
+    model = DRBN(DRBNConfig(recursions=2))
+    y = torch.rand(2, 3, 32, 48)
+    outputs = model.recursions(y)
+    assert len(outputs) == 2
+    full, half, quarter = outputs[-1]
+    assert full.shape == (2, 3, 32, 48)
+    assert half.shape == (2, 3, 16, 24)
+    assert quarter.shape == (2, 3, 8, 12)
+    torch.testing.assert_close(model(y).full, full)
+
+
+def test_feature_residuals_and_recursive_input_change_the_output():
+    torch.manual_seed(0)
+    base = DRBN(DRBNConfig(recursions=2))
+    y = torch.rand(1, 3, 16, 16)
+    reference = base(y).full
+    for knob in ("feature_residuals", "recursive_input"):
+        variant = DRBN(DRBNConfig(recursions=2, **{knob: False}))
+        variant.load_state_dict(base.state_dict())
+        assert not torch.allclose(variant(y).full, reference), knob
+
+
+def test_first_recursion_does_not_depend_on_later_units():
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=3))
+    y = torch.rand(1, 3, 16, 16)
+    first = model.recursions(y)[0].full
+    with torch.no_grad():
+        for p in model.units[2].parameters():
+            p.add_(1.0)
+    torch.testing.assert_close(model.recursions(y)[0].full, first)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 30, 32), (1, 3, 32, 33), (1, 1, 32, 32), (3, 32, 32)])
+def test_bare_module_rejects_sizes_it_cannot_take(shape):
+    with pytest.raises(DRBNError, match="multiples of 4|RGB"):
+        DRBN(DRBNConfig(recursions=1))(torch.rand(*shape))
+
+
+def test_zero_recursions_is_a_clear_error():
+    with pytest.raises(DRBNError, match="at least 1"):
+        DRBN(DRBNConfig(recursions=0))
