@@ -1,4 +1,4 @@
-"""The quality discriminator of stage 2 (paper Sec. 3.2), used only in training.
+"""The quality discriminator of stage 2, used only in training.
 
 Introduced in notebooks/03_band_recomposition.
 """

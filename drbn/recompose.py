@@ -1,4 +1,4 @@
-"""Stage 2 of DRBN: band decomposition and recomposition (paper Sec. 3.2, Eq. 6-7).
+"""Stage 2 of DRBN: band decomposition and recomposition.
 
 Introduced in notebooks/03_band_recomposition.
 """
@@ -56,7 +56,7 @@ class Recomposed(NamedTuple):
 
 
 class Recomposer(nn.Module):
-    """Predicts weights w1, w2, w3 from cat(y, bands) and recombines the bands (Eq. 7)."""
+    """Predicts weights w1, w2, w3 from cat(y, bands) and recombines the bands: x̂_F = Σ_i w_i ⊙ Δ̂_i."""
 
     def __init__(self, config: RecomposerConfig | None = None):
         super().__init__()

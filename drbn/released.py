@@ -10,7 +10,7 @@ import re
 
 import torch
 
-from .checkpoint import STAGE1, load_checkpoint, read_weights_file
+from .checkpoint import load_state_strict, read_weights_file
 from .errors import DRBNError
 from .model import DRBN, DRBNConfig
 from .recompose import Recomposer, RecomposerConfig
@@ -81,19 +81,6 @@ def convert_state(state, renamer, source: str, expected: str) -> dict[str, torch
         ) from None
 
 
-def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` with a one-line message instead of PyTorch's report."""
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else first[0]
-        raise DRBNError(
-            f"{source} does not fit this model ({detail[:160]}); it is a checkpoint of a "
-            "different model or configuration."
-        ) from None
-
-
 def load_stage1(path: str | os.PathLike) -> DRBN:
     """The authors' released stage-1 network (``model_s1.pt``) as a :class:`DRBN`, in eval mode."""
     state = convert_state(read_weights_file(path), rename_stage1, str(path), STAGE1_FILE)
@@ -101,17 +88,6 @@ def load_stage1(path: str | os.PathLike) -> DRBN:
     model = DRBN(DRBNConfig(recursions=recursions))
     load_state_strict(model, state, str(path))
     return model.eval()
-
-
-def load_stage1_any(path: str | os.PathLike) -> DRBN:
-    """A stage-1 network from this kit's checkpoint or the authors' released file, in eval mode."""
-    payload = read_weights_file(path)
-    if isinstance(payload, dict) and "kind" in payload:
-        payload = load_checkpoint(path, STAGE1)
-        model = DRBN(DRBNConfig(**payload["model_config"]))
-        load_state_strict(model, payload["model"], str(path))
-        return model.eval()
-    return load_stage1(path)
 
 
 def load_recomposer(path: str | os.PathLike, weight_mapping: str = "released") -> Recomposer:

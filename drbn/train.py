@@ -1,0 +1,387 @@
+"""Training loops for stage 1 (recursive band learning) and stage 2 (band recomposition).
+
+Introduced in notebooks/02_recursive_band_learning and notebooks/03_band_recomposition.
+
+Every random draw of step k comes from generators seeded with (seed, k), so a run that is
+stopped and resumed from a checkpoint takes exactly the same steps as one that is not.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import data as datasets
+from .checkpoint import (
+    STAGE1, STAGE2, check_kind, load_state_strict, read_weights_file, save_checkpoint,
+)
+from .discriminator import QualityDiscriminator
+from .errors import DRBNError
+from .evaluate import evaluate, mean_row
+from .losses import (
+    FAKE_TARGETS, REAL_TARGETS, BandLoss, VGGPerceptualLoss, find_vgg16_weights, lsgan_loss,
+    ssim, uniform_targets,
+)
+from .metrics import PSNR, SSIM
+from .model import DRBN, DRBNConfig
+from .recompose import Recomposer, RecomposerConfig, decompose
+
+# A loss above this (or NaN/inf) means the run has diverged: -SSIM losses live in [-3, 3].
+DIVERGED = 1e4
+
+
+# ----------------------------------------------------------------------------- stage 1
+@dataclass
+class Stage1Config:
+    """Stage-1 training. ``paper`` is the released schedule; see STAGE1_PRESETS."""
+
+    steps: int = 259_000
+    batch_size: int = 4
+    crop: int = 256
+    lr: float = 1e-4
+    lr_halve_at: float = 2 / 3  # fraction of ``steps`` after which lr is halved
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # full, half, quarter
+    seed: int = 0
+    data: str = "auto"  # "auto" = the synthetic set, else a LOL folder
+    eval_every: int = 5_000
+    checkpoint_every: int = 5_000
+    max_eval_images: int = 15
+    channels_last: bool = True  # fastest convolution layout on CPU
+    model: DRBNConfig = field(default_factory=DRBNConfig)
+
+
+STAGE1_PRESETS = {
+    "paper": Stage1Config(),
+    "cpu": Stage1Config(steps=600, batch_size=4, crop=128, eval_every=100, checkpoint_every=100),
+    "smoke": Stage1Config(steps=6, batch_size=2, crop=32, eval_every=3, checkpoint_every=3,
+                          max_eval_images=1),
+}
+
+
+def stage1_preset(name: str, **overrides: Any) -> Stage1Config:
+    """A preset by name with some fields replaced, e.g. ``stage1_preset('cpu', steps=50)``."""
+    if name not in STAGE1_PRESETS:
+        raise DRBNError(f"unknown preset {name!r}; choose one of {', '.join(STAGE1_PRESETS)}.")
+    return replace(STAGE1_PRESETS[name], **overrides)
+
+
+def learning_rate(step: int, base: float, steps: int, halve_at: float) -> float:
+    """The released schedule: constant, halved once after ``halve_at`` of the run."""
+    return base * (0.5 if step >= int(halve_at * steps) else 1.0)
+
+
+def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
+    """The random source of one training step; resuming at step k reproduces it exactly."""
+    return np.random.default_rng([seed, step, stream])
+
+
+def new_history() -> dict[str, list]:
+    return {"step": [], "loss": [], "lr": [], "eval_step": [], "psnr": [], "ssim": [], "seconds": []}
+
+
+def check_finite(loss: float, step: int, last_checkpoint: Path | None) -> None:
+    if math.isfinite(loss) and abs(loss) < DIVERGED:
+        return
+    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    raise DRBNError(
+        f"training diverged at step {step} (loss {loss}); {kept}. Lower the learning rate "
+        "or resume from that checkpoint with another seed."
+    )
+
+
+def config_from_dict(cls, values: dict[str, Any]):
+    """Rebuild a nested config dataclass from ``asdict`` output (tuples come back as lists)."""
+    values = dict(values)
+    if cls is Stage1Config:
+        values["model"] = DRBNConfig(**values["model"])
+        values["loss_weights"] = tuple(values["loss_weights"])
+    if cls is Stage2Config:
+        values["recomposer"] = RecomposerConfig(**values["recomposer"])
+    return cls(**values)
+
+
+def validate(model: DRBN, pairs, recomposer: Recomposer | None = None) -> tuple[float, float]:
+    """Mean full-image PSNR and SSIM on held-out pairs (model left in its previous mode)."""
+    was_training = model.training
+    model.eval()
+    row = mean_row(evaluate(model, pairs, recomposer))
+    model.train(was_training)
+    return float(row[PSNR]), float(row[SSIM])
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    history: dict[str, list]
+    checkpoint: Path
+    config: Any
+
+
+def train_stage1(
+    config: Stage1Config,
+    out_dir: str | os.PathLike,
+    resume: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train stage 1 with the released objective (-SSIM at three scales).
+
+    Writes ``out_dir/stage1.pt`` every ``checkpoint_every`` steps and at the end.
+    """
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "stage1.pt"
+    torch.manual_seed(config.seed)
+    model = DRBN(config.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999))
+    history, start = new_history(), 0
+    if resume is not None:
+        payload = check_kind(read_weights_file(resume), STAGE1, resume)
+        config = config_from_dict(Stage1Config, payload["train_config"])
+        model = DRBN(config.model)
+        load_state_strict(model, payload["model"], str(resume))
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999))
+        optimizer.load_state_dict(payload["optimizer"])
+        history, start = payload["history"], payload["step"]
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    train_pairs = datasets.load_pairs(config.data, "train")
+    eval_pairs = datasets.load_pairs(config.data, "test")[: config.max_eval_images]
+    loss_fn = BandLoss(config.loss_weights)
+
+    def save(step: int) -> Path:
+        return save_checkpoint(checkpoint_path, {
+            "kind": STAGE1, "model": model.state_dict(), "model_config": asdict(config.model),
+            "train_config": asdict(config), "optimizer": optimizer.state_dict(),
+            "step": step, "history": history,
+        })
+
+    last_saved = Path(resume) if resume is not None else None
+    model.train()
+    started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+               desc="stage 1", disable=not progress)
+    for step in bar:
+        lr = learning_rate(step, config.lr, config.steps, config.lr_halve_at)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        low, high = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, step_rng(config.seed, step))
+        if config.channels_last:
+            low = low.contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(model(low), high)
+        check_finite(loss.item(), step, last_saved)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        done = step + 1
+        history["step"].append(done)
+        history["loss"].append(loss.item())
+        history["lr"].append(lr)
+        history["seconds"].append(time.perf_counter() - started)
+        if done % config.eval_every == 0 or done == config.steps:
+            psnr, ssim_value = validate(model, eval_pairs)
+            history["eval_step"].append(done)
+            history["psnr"].append(psnr)
+            history["ssim"].append(ssim_value)
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            last_saved = save(done)
+    if not checkpoint_path.exists():  # resumed a finished run into a new folder
+        save(start)
+    return TrainResult(model.eval(), history, checkpoint_path, config)
+
+
+# ----------------------------------------------------------------------------- stage 2
+@dataclass
+class Stage2Config:
+    """Stage-2 training over a frozen stage 1. ``paper`` is the released schedule."""
+
+    steps: int = 13_800
+    batch_size: int = 2
+    crop: int = 128
+    lr: float = 1e-4  # recomposer
+    lr_discriminator: float = 1e-6
+    adv_weight: float = 2.0  # λ_adv: 2 in the LOL setting, 1 in the other-datasets setting
+    perceptual_weight: float = 1.0  # set to 0 (and recorded) when no VGG16 weights exist
+    ssim_weight: float = 1.0
+    seed: int = 0
+    data: str = "auto"  # paired set: "auto" = synthetic, else a LOL folder
+    unpaired: str = "auto"  # "auto" = synthetic low-light images of train photos, "test" = the
+    # paired test split's low images (the authors' choice), else a folder of low-light photos
+    high_quality: str = "auto"  # "auto" = the photos installed packages ship, else a folder
+    vgg_weights: str | None = None  # explicit VGG16 file; else DRBN_VGG16_WEIGHTS or torch's cache
+    vgg_normalize: bool = False  # released: no ImageNet normalisation
+    eval_every: int = 1_000
+    checkpoint_every: int = 1_000
+    max_eval_images: int = 15
+    recomposer: RecomposerConfig = field(default_factory=RecomposerConfig)
+    notes: list[str] = field(default_factory=list)
+
+
+STAGE2_PRESETS = {
+    "paper": Stage2Config(),
+    "cpu": Stage2Config(steps=300, eval_every=100, checkpoint_every=100),
+    "smoke": Stage2Config(steps=4, crop=32, eval_every=2, checkpoint_every=2, max_eval_images=1),
+}
+
+
+def stage2_preset(name: str, **overrides: Any) -> Stage2Config:
+    """A preset by name with some fields replaced; ``adv_weight=1.0`` is the other-datasets setting."""
+    if name not in STAGE2_PRESETS:
+        raise DRBNError(f"unknown preset {name!r}; choose one of {', '.join(STAGE2_PRESETS)}.")
+    return replace(STAGE2_PRESETS[name], notes=[], **overrides)
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    """Eval mode and no gradients: stage 1 is fixed while stage 2 trains."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def unpaired_images(config: Stage2Config, train_pairs, test_pairs):
+    """The unpaired low-light set for the quality term: never the test set unless asked."""
+    if config.unpaired == "auto":
+        return datasets.synthetic_unpaired(seed=config.seed + 1)
+    if config.unpaired == "test":
+        return [(p.name, p.low) for p in test_pairs]
+    return datasets.load_unpaired(config.unpaired)
+
+
+def high_quality_images(config: Stage2Config):
+    if config.high_quality == "auto":
+        return datasets.high_quality_photos()
+    return datasets.load_unpaired(config.high_quality, what="high-quality photo folder")
+
+
+def train_stage2(
+    config: Stage2Config,
+    stage1: DRBN,
+    out_dir: str | os.PathLike,
+    resume: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train the recomposer and the quality discriminator with stage 1 frozen.
+
+    Per step, as released: one discriminator step (LSGAN; real = paired normal-light and
+    high-quality patches, targets in [0.7, 1.2); fake = recomposed unpaired patches, targets
+    in [0, 0.3)), then one recomposer step (perceptual + (-SSIM) on paired data
+    + λ_adv · LSGAN(D(fake), 1) on unpaired data).
+    """
+    out_dir = Path(out_dir)
+    checkpoint_path = out_dir / "stage2.pt"
+    payload = None
+    if resume is not None:
+        payload = check_kind(read_weights_file(resume), STAGE2, resume)
+        config = config_from_dict(Stage2Config, payload["train_config"])
+    stage1 = freeze(stage1)
+
+    # The perceptual term needs ImageNet VGG16 weights: without them it is switched off, once, loudly.
+    vgg_path = find_vgg16_weights(config.vgg_weights) if config.perceptual_weight > 0 else None
+    perceptual = None
+    if vgg_path is not None:
+        perceptual = VGGPerceptualLoss(vgg_path, normalize=config.vgg_normalize)
+    elif config.perceptual_weight > 0:
+        note = ("no ImageNet VGG16 weights found: perceptual loss weight set to 0 "
+                "(pass vgg_weights or set DRBN_VGG16_WEIGHTS to use it)")
+        print(f"drbn: {note}")
+        config = replace(config, perceptual_weight=0.0, notes=[*config.notes, note])
+
+    torch.manual_seed(config.seed)
+    recomposer = Recomposer(config.recomposer)
+    discriminator = QualityDiscriminator()
+    opt_r = torch.optim.Adam(recomposer.parameters(), lr=config.lr)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator)
+    history, start = new_history(), 0
+    history.update(loss_d=[], loss_adv=[], loss_perceptual=[], loss_ssim=[])
+    if payload is not None:
+        load_state_strict(recomposer, payload["recomposer"], str(resume))
+        load_state_strict(discriminator, payload["discriminator"], str(resume))
+        opt_r.load_state_dict(payload["optimizer"])
+        opt_d.load_state_dict(payload["optimizer_discriminator"])
+        load_state_strict(stage1, payload["stage1"], str(resume))
+        history, start = payload["history"], payload["step"]
+
+    train_pairs = datasets.load_pairs(config.data, "train")
+    test_pairs = datasets.load_pairs(config.data, "test")
+    eval_pairs = test_pairs[: config.max_eval_images]
+    unpaired = unpaired_images(config, train_pairs, test_pairs)
+    high_quality = high_quality_images(config)
+
+    def save(step: int) -> Path:
+        return save_checkpoint(checkpoint_path, {
+            "kind": STAGE2, "recomposer": recomposer.state_dict(),
+            "recomposer_config": asdict(config.recomposer),
+            "discriminator": discriminator.state_dict(), "train_config": asdict(config),
+            "optimizer": opt_r.state_dict(), "optimizer_discriminator": opt_d.state_dict(),
+            "stage1": stage1.state_dict(), "stage1_config": asdict(stage1.config),
+            "step": step, "history": history,
+        })
+
+    def recompose(low: torch.Tensor):
+        with torch.no_grad():
+            bands = decompose(stage1(low))
+        return recomposer(low, bands).image
+
+    last_saved = Path(resume) if resume is not None else None
+    recomposer.train()
+    discriminator.train()
+    started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+               desc="stage 2", disable=not progress)
+    for step in bar:
+        rng = step_rng(config.seed, step)
+        low, high = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, rng)
+        unpaired_low = datasets.sample_image_batch(unpaired, config.batch_size, config.crop, rng)
+        good = datasets.sample_image_batch(high_quality, config.batch_size, config.crop, rng)
+        targets = torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+        fake = recompose(unpaired_low)
+        # discriminator step (LSGAN on the sigmoid output)
+        real = torch.cat((high, good))
+        real_target = uniform_targets(len(real), *REAL_TARGETS, generator=targets)
+        fake_target = uniform_targets(len(fake), *FAKE_TARGETS, generator=targets)
+        loss_d = lsgan_loss(discriminator(real), real_target) + lsgan_loss(discriminator(fake.detach()), fake_target)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # recomposer step
+        output = recompose(low)
+        loss_ssim = -ssim(output, high)
+        loss_perc = perceptual(output, high) if perceptual is not None else torch.zeros(())
+        loss_adv = lsgan_loss(discriminator(fake), 1.0)
+        loss = config.perceptual_weight * loss_perc + config.ssim_weight * loss_ssim + config.adv_weight * loss_adv
+        check_finite(loss.item(), step, last_saved)
+        check_finite(loss_d.item(), step, last_saved)
+        opt_r.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_r.step()
+
+        done = step + 1
+        for key, value in (("step", done), ("loss", loss.item()), ("lr", config.lr),
+                           ("seconds", time.perf_counter() - started), ("loss_d", loss_d.item()),
+                           ("loss_adv", loss_adv.item()), ("loss_perceptual", loss_perc.item()),
+                           ("loss_ssim", loss_ssim.item())):
+            history[key].append(value)
+        if done % config.eval_every == 0 or done == config.steps:
+            recomposer.eval()
+            psnr, ssim_value = validate(stage1, eval_pairs, recomposer)
+            recomposer.train()
+            history["eval_step"].append(done)
+            history["psnr"].append(psnr)
+            history["ssim"].append(ssim_value)
+            bar.set_postfix(loss=f"{loss.item():.4f}", d=f"{loss_d.item():.3f}", psnr=f"{psnr:.2f}")
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            last_saved = save(done)
+    if not checkpoint_path.exists():  # resumed a finished run into a new folder
+        save(start)
+    return TrainResult(recomposer.eval(), history, checkpoint_path, config)
