@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import torch
 
@@ -98,3 +99,26 @@ def load_recomposer(path: str | os.PathLike, weight_mapping: str = "released") -
     model = Recomposer(RecomposerConfig(weight_mapping=weight_mapping))
     load_state_strict(model, state, str(path))
     return model.eval()
+
+
+STAGE1_FILENAME = "model_s1.pt"
+RECOMPOSER_FILENAME = "model_R_s2.pt"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def search_folders() -> list[Path]:
+    """Where "auto" looks: $DRBN_RELEASED_DIR, the kit's data/released/, and a reference
+    folder beside the repository (the maintainers' layout)."""
+    env = os.environ.get("DRBN_RELEASED_DIR")
+    return ([Path(env)] if env else []) + [REPO / "data" / "released", REPO.parent / "shared" / "reference"]
+
+
+def find_released(filename: str, folder: str | os.PathLike = "auto") -> Path | None:
+    """Path of a released weights file (``STAGE1_FILENAME`` or ``RECOMPOSER_FILENAME``), or None.
+
+    ``folder="auto"`` tries :func:`search_folders` in order; any other value is the one folder.
+    """
+    for candidate in search_folders() if str(folder) == "auto" else [Path(folder)]:
+        if (candidate / filename).is_file():
+            return candidate / filename
+    return None

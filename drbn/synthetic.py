@@ -232,6 +232,23 @@ def synthetic_pairs(
         raise DRBNError(f"variants must be at least 1, got {variants}.")
     if split == "test":
         seed, variants = TEST_SEED, 1
+    if params is None:  # the default set is the same every time: darken it once per process
+        return list(_default_pairs(split, seed, variants))
+    return _make_pairs(split, seed, params, variants)
+
+
+@functools.lru_cache(maxsize=8)
+def _default_pairs(split: str, seed: int, variants: int) -> tuple[Pair, ...]:
+    pairs = tuple(_make_pairs(split, seed, None, variants))
+    for pair in pairs:  # cached and shared: never modified in place
+        pair.low.setflags(write=False)
+        pair.high.setflags(write=False)
+    return pairs
+
+
+def _make_pairs(split: str, seed: int, params: LowLightParams | None, variants: int) -> list[Pair]:
+    from .data import Pair
+
     pairs = []
     for name, photo in natural_photos(split):
         high = to_uint8(photo)

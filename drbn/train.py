@@ -129,10 +129,13 @@ def train_stage1(
     out_dir: str | os.PathLike,
     resume: str | os.PathLike | None = None,
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train stage 1 with the released objective (-SSIM at three scales).
 
     Writes ``out_dir/stage1.pt`` every ``checkpoint_every`` steps and at the end.
+    ``stop_at`` ends this call early at that step (with a checkpoint) without changing the
+    schedule, so the run can be resumed later.
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage1.pt"
@@ -158,14 +161,15 @@ def train_stage1(
     def save(step: int) -> Path:
         return save_checkpoint(checkpoint_path, {
             "kind": STAGE1, "model": model.state_dict(), "model_config": asdict(config.model),
-            "train_config": asdict(config), "optimizer": optimizer.state_dict(),
-            "step": step, "history": history,
+            "train_config": asdict(config), "requested_config": asdict(config),
+            "optimizer": optimizer.state_dict(), "step": step, "history": history,
         })
 
     last_saved = Path(resume) if resume is not None else None
     model.train()
     started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    bar = tqdm(range(start, end), initial=start, total=config.steps,
                desc="stage 1", disable=not progress)
     for step in bar:
         lr = learning_rate(step, config.lr, config.steps, config.lr_halve_at)
@@ -191,7 +195,7 @@ def train_stage1(
             history["psnr"].append(psnr)
             history["ssim"].append(ssim_value)
             bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
+        if done % config.checkpoint_every == 0 or done == end:
             last_saved = save(done)
     if not checkpoint_path.exists():  # resumed a finished run into a new folder
         save(start)
@@ -268,20 +272,22 @@ def train_stage2(
     out_dir: str | os.PathLike,
     resume: str | os.PathLike | None = None,
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train the recomposer and the quality discriminator with stage 1 frozen.
 
     Per step, as released: one discriminator step (LSGAN; real = paired normal-light and
     high-quality patches, targets in [0.7, 1.2); fake = recomposed unpaired patches, targets
     in [0, 0.3)), then one recomposer step (perceptual + (-SSIM) on paired data
-    + λ_adv · LSGAN(D(fake), 1) on unpaired data).
+    + λ_adv · LSGAN(D(fake), 1) on unpaired data). ``stop_at`` as in :func:`train_stage1`.
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage2.pt"
     payload = None
     if resume is not None:
         payload = check_kind(read_weights_file(resume), STAGE2, resume)
-        config = config_from_dict(Stage2Config, payload["train_config"])
+        config = config_from_dict(Stage2Config, payload["requested_config"])
+    requested = config  # before any switch-off below, so a resumed run decides the same way
     stage1 = freeze(stage1)
 
     # The perceptual term needs ImageNet VGG16 weights: without them it is switched off, once, loudly.
@@ -321,6 +327,7 @@ def train_stage2(
             "kind": STAGE2, "recomposer": recomposer.state_dict(),
             "recomposer_config": asdict(config.recomposer),
             "discriminator": discriminator.state_dict(), "train_config": asdict(config),
+            "requested_config": asdict(requested),
             "optimizer": opt_r.state_dict(), "optimizer_discriminator": opt_d.state_dict(),
             "stage1": stage1.state_dict(), "stage1_config": asdict(stage1.config),
             "step": step, "history": history,
@@ -335,7 +342,8 @@ def train_stage2(
     recomposer.train()
     discriminator.train()
     started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps,
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    bar = tqdm(range(start, end), initial=start, total=config.steps,
                desc="stage 2", disable=not progress)
     for step in bar:
         rng = step_rng(config.seed, step)
@@ -380,8 +388,40 @@ def train_stage2(
             history["psnr"].append(psnr)
             history["ssim"].append(ssim_value)
             bar.set_postfix(loss=f"{loss.item():.4f}", d=f"{loss_d.item():.3f}", psnr=f"{psnr:.2f}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
+        if done % config.checkpoint_every == 0 or done == end:
             last_saved = save(done)
     if not checkpoint_path.exists():  # resumed a finished run into a new folder
         save(start)
     return TrainResult(recomposer.eval(), history, checkpoint_path, config)
+
+
+# ----------------------------------------------------------------------------- reuse
+def matching_run(checkpoint: Path, config: Any, kind: str, stage1: DRBN | None = None) -> Path | None:
+    """``checkpoint`` if it holds a run of exactly this config (finished or not), and for
+    stage 2 over this very stage 1; else None."""
+    if not checkpoint.exists():
+        return None
+    payload = read_weights_file(checkpoint)
+    if not (isinstance(payload, dict) and payload.get("kind") == kind
+            and payload.get("requested_config") == asdict(config)):
+        return None
+    if stage1 is not None:
+        theirs = payload["stage1"]
+        if theirs.keys() != stage1.state_dict().keys() or not all(
+                torch.equal(theirs[k], v) for k, v in stage1.state_dict().items()):
+            return None
+    return checkpoint
+
+
+def train_or_reuse_stage1(config: Stage1Config, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
+    """Continue the same run in ``out_dir`` if there is one (a finished one returns at once),
+    else train from scratch. Notebooks use it so a later chapter reuses an earlier one's run."""
+    resume = matching_run(Path(out_dir) / "stage1.pt", config, STAGE1)
+    return train_stage1(config, out_dir, resume=resume, progress=progress)
+
+
+def train_or_reuse_stage2(config: Stage2Config, stage1: DRBN, out_dir: str | os.PathLike,
+                          progress: bool = True) -> TrainResult:
+    """As :func:`train_or_reuse_stage1`, for stage 2 over the given frozen stage 1."""
+    resume = matching_run(Path(out_dir) / "stage2.pt", config, STAGE2, stage1)
+    return train_stage2(config, stage1, out_dir, resume=resume, progress=progress)

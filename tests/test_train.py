@@ -1,0 +1,164 @@
+"""Training loops: exact resume, checkpoints, divergence, presets, stage 2 over a frozen stage 1."""
+import math
+
+import pytest
+import torch
+
+from drbn.checkpoint import STAGE1, load_checkpoint, load_recomposer_any, load_stage1_any, save_checkpoint
+from drbn.errors import DRBNError
+from drbn.model import DRBN, DRBNConfig
+from drbn.train import (
+    learning_rate, stage1_preset, stage2_preset, train_or_reuse_stage1, train_stage1, train_stage2,
+)
+
+TINY = DRBNConfig(recursions=1)
+
+
+def tiny_stage1(**overrides):
+    values = dict(steps=4, batch_size=1, crop=16, eval_every=100, checkpoint_every=100,
+                  max_eval_images=1, model=TINY)
+    values.update(overrides)
+    return stage1_preset("smoke", **values)
+
+
+def tiny_stage2(**overrides):
+    values = dict(steps=4, crop=16, eval_every=100, checkpoint_every=100, max_eval_images=1)
+    values.update(overrides)
+    return stage2_preset("smoke", **values)
+
+
+def assert_same_weights(a, b):
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_learning_rate_is_halved_after_two_thirds():
+    assert learning_rate(0, 1e-4, 300, 2 / 3) == 1e-4
+    assert learning_rate(199, 1e-4, 300, 2 / 3) == 1e-4
+    assert learning_rate(200, 1e-4, 300, 2 / 3) == 5e-5
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(DRBNError, match="unknown preset"):
+        stage1_preset("fast")
+
+
+def test_paper_preset_is_the_released_schedule():
+    paper = stage1_preset("paper")
+    assert (paper.crop, paper.batch_size, paper.lr) == (256, 4, 1e-4)
+    assert paper.model == DRBNConfig()
+    stage2 = stage2_preset("paper")
+    assert (stage2.crop, stage2.batch_size, stage2.lr, stage2.lr_discriminator, stage2.adv_weight) == (
+        128, 2, 1e-4, 1e-6, 2.0)
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    config = tiny_stage1(steps=4)
+    straight = train_stage1(config, tmp_path / "straight", progress=False)
+    half = train_stage1(config, tmp_path / "split", progress=False, stop_at=2)
+    assert half.history["step"] == [1, 2]
+    resumed = train_stage1(config, tmp_path / "split", resume=half.checkpoint, progress=False)
+    assert resumed.history["step"] == [1, 2, 3, 4]
+    assert resumed.history["loss"] == straight.history["loss"]
+    assert_same_weights(straight.model, resumed.model)
+
+
+def test_checkpoint_is_plain_and_loads_with_weights_only(tmp_path):
+    result = train_stage1(tiny_stage1(steps=2), tmp_path, progress=False)
+    payload = torch.load(result.checkpoint, weights_only=True)
+    assert payload["kind"] == STAGE1 and payload["step"] == 2
+    assert set(payload) >= {"model", "model_config", "train_config", "optimizer", "history"}
+    assert all(math.isfinite(v) for v in payload["history"]["loss"])
+    model = load_stage1_any(result.checkpoint)
+    assert_same_weights(model, result.model)
+
+
+def test_training_reduces_the_loss(tmp_path):
+    result = train_stage1(tiny_stage1(steps=30, crop=32, batch_size=2, lr=1e-3), tmp_path, progress=False)
+    losses = result.history["loss"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def test_reuse_returns_a_finished_run_without_training(tmp_path, monkeypatch):
+    config = tiny_stage1(steps=2)
+    first = train_or_reuse_stage1(config, tmp_path, progress=False)
+    calls = []
+    monkeypatch.setattr("drbn.train.datasets.sample_pair_batch", lambda *a: calls.append(a))
+    again = train_or_reuse_stage1(config, tmp_path, progress=False)
+    assert calls == [] and again.history["step"] == first.history["step"]
+    assert_same_weights(first.model, again.model)
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    config = tiny_stage1(steps=4, checkpoint_every=2)
+    real_loss = __import__("drbn.losses", fromlist=["BandLoss"]).BandLoss.forward
+    state = {"calls": 0}
+
+    def exploding(self, outputs, target):
+        state["calls"] += 1
+        loss = real_loss(self, outputs, target)
+        return loss * float("nan") if state["calls"] == 3 else loss
+
+    monkeypatch.setattr("drbn.losses.BandLoss.forward", exploding)
+    with pytest.raises(DRBNError, match="diverged at step 2.*stage1.pt"):
+        train_stage1(config, tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "stage1.pt", STAGE1)["step"] == 2
+
+
+def test_resume_rejects_the_wrong_checkpoint(tmp_path):
+    bogus = save_checkpoint(tmp_path / "other.pt", {"kind": "drbn-stage2"})
+    with pytest.raises(DRBNError, match="expected a drbn-stage1 checkpoint"):
+        train_stage1(tiny_stage1(), tmp_path, resume=bogus, progress=False)
+
+
+def test_stage2_keeps_stage1_frozen_and_records_missing_vgg(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRBN_VGG16_WEIGHTS", str(tmp_path / "absent.pth"))
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path / "hub"))
+    torch.manual_seed(0)
+    stage1 = DRBN(TINY)
+    before = {k: v.clone() for k, v in stage1.state_dict().items()}
+    result = train_stage2(tiny_stage2(steps=3), stage1, tmp_path / "s2", progress=False)
+    for key, value in stage1.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert result.config.perceptual_weight == 0.0
+    assert any("VGG16" in note for note in result.config.notes)
+    payload = torch.load(result.checkpoint, weights_only=True)
+    assert payload["train_config"]["perceptual_weight"] == 0.0
+    assert payload["requested_config"]["perceptual_weight"] == 1.0
+    assert len(result.history["loss_d"]) == 3 and all(math.isfinite(v) for v in result.history["loss"])
+    recomposer, frozen = load_recomposer_any(result.checkpoint)
+    assert_same_weights(frozen, stage1)
+    assert_same_weights(recomposer, result.model)
+
+
+def test_stage2_resume_continues_the_same_run(tmp_path):
+    torch.manual_seed(0)
+    stage1 = DRBN(TINY)
+    config = tiny_stage2(steps=4, perceptual_weight=0.0)
+    straight = train_stage2(config, stage1, tmp_path / "a", progress=False)
+    train_stage2(config, stage1, tmp_path / "b", progress=False, stop_at=2)
+    resumed = train_stage2(config, stage1, tmp_path / "b", resume=tmp_path / "b" / "stage2.pt", progress=False)
+    assert resumed.history["loss"] == straight.history["loss"]
+    assert_same_weights(straight.model, resumed.model)
+
+
+def test_stage2_with_the_perceptual_term(tmp_path, monkeypatch):
+    import torchvision
+
+    torch.manual_seed(0)
+    weights = tmp_path / "vgg16.pth"
+    torch.save({k: v for k, v in torchvision.models.vgg16().state_dict().items() if k.startswith("features.")}, weights)
+    result = train_stage2(tiny_stage2(steps=2, vgg_weights=str(weights)), DRBN(TINY), tmp_path / "s2", progress=False)
+    assert result.config.perceptual_weight == 1.0 and not result.config.notes
+    assert all(v > 0 for v in result.history["loss_perceptual"])
+
+
+def test_stage2_bad_inputs_are_clear_errors(tmp_path):
+    stage1 = DRBN(TINY)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DRBNError, match="holds no images"):
+        train_stage2(tiny_stage2(unpaired=str(tmp_path / "empty")), stage1, tmp_path / "a", progress=False)
+    with pytest.raises(DRBNError, match="not found"):
+        train_stage2(tiny_stage2(high_quality=str(tmp_path / "missing")), stage1, tmp_path / "b", progress=False)
+    with pytest.raises(DRBNError, match="smaller|crop"):
+        train_stage2(tiny_stage2(crop=4096), stage1, tmp_path / "c", progress=False)
