@@ -1,0 +1,230 @@
+"""The notebooks: conventions checked statically (fast), then every notebook executed with
+papermill in its ``smoke`` form, in order, into one shared output folder (slow), and the
+numbers and figures they recorded checked."""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from PIL import Image
+
+from drbn import reproduce
+from drbn.released import STAGE1_FILENAME, find_released
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+STEMS = [p.stem for p in PATHS]
+SHARED_PARAMETERS = {"PRESET", "DATA", "OUT", "INTERACTIVE", "SEED"}
+
+# figures each notebook must write under OUT/figures (notebooks not listed: at least one PNG
+# named after them is not required, but every PNG written must be a readable image)
+EXPECTED_FIGURES = {
+    "00_setup_check": ["00_sample_pair"],
+    "01_low_light_data": ["01_test_pair", "01_histograms", "01_darkening_steps", "01_noise_model",
+                          "01_baselines", "01_training_batch"],
+    "02_recursive_band_learning": ["02_band_targets", "02_stage1_history", "02_recursions"]
+    + (["02_released_vs_ours"] if find_released(STAGE1_FILENAME) else []),
+    "03_band_recomposition": ["03_bands", "03_weights_before", "03_sorted_channels",
+                              "03_high_quality_photos", "03_stage2_history", "03_before_after",
+                              "03_weights_after"],
+    "06_explorer": ["06_explore"],
+}
+
+
+def test_notebooks_exist():
+    assert STEMS, f"no notebooks in {NOTEBOOKS}"
+    for stem in EXPECTED_FIGURES:
+        assert stem in STEMS, f"{stem}.ipynb is missing from {NOTEBOOKS}"
+
+
+# ----------------------------------------------------------------------------- static
+@pytest.mark.parametrize("path", PATHS, ids=STEMS)
+def test_parameters_cell(path):
+    """One cell tagged `parameters`, literals only, with the shared names."""
+    found = papermill.inspect_notebook(str(path))
+    assert SHARED_PARAMETERS <= found.keys(), f"{path.name} lacks {SHARED_PARAMETERS - found.keys()}"
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} has {len(tagged)} cells tagged 'parameters'"
+    for node in ast.parse(tagged[0].source).body:
+        assert isinstance(node, ast.Assign), f"{path.name}: parameters cell holds {ast.dump(node)[:60]}"
+        ast.literal_eval(node.value)  # raises if a default is not a literal
+
+
+@pytest.mark.parametrize("path", PATHS, ids=STEMS)
+def test_committed_clean(path):
+    """No outputs, no execution counts, kernelspec python3."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{path.name} cell {index} has outputs"
+            assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=STEMS)
+def test_chapter_structure(path):
+    """Title and 'What you will learn' first, 'Summary' and 'Exercises' at the end, and
+    interaction only through `interact` under `if INTERACTIVE:`."""
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "What you will learn" in nb.cells[0].source
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Summary" in markdown and "## Exercises" in markdown
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                               for line in cell.source.splitlines())
+            try:
+                ast.parse(python)
+            except SyntaxError as exc:
+                pytest.fail(f"{path.name} cell {index} is not valid Python: {exc}")
+            assert "interact_manual" not in cell.source
+            if "interact(" in cell.source:
+                assert cell.source.lstrip().startswith("if INTERACTIVE:")
+
+
+# ----------------------------------------------------------------------------- executed
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run every notebook once, in order, with the smoke preset into one shared OUT.
+    Returns (OUT, {stem: None or the error})."""
+    out = tmp_path_factory.mktemp("notebooks_out")
+    (out / "executed").mkdir()
+    errors = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TQDM_DISABLE", "1")
+        patch.setenv("MPLBACKEND", "Agg")
+        for path in PATHS:
+            try:
+                papermill.execute_notebook(
+                    str(path), str(out / "executed" / path.name),
+                    parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out)},
+                    kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
+                )
+                errors[path.stem] = None
+            except Exception as exc:  # reported per notebook by the tests below
+                errors[path.stem] = exc
+    return out, errors
+
+
+def load_record(out: Path, stem: str) -> dict:
+    path = out / "records" / f"{stem}.json"
+    assert path.is_file(), f"{stem} recorded no numbers (expected {path})"
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", STEMS)
+def test_notebook_runs_and_records(executed, stem):
+    out, errors = executed
+    if errors[stem] is not None:
+        pytest.fail(f"{stem} failed under the smoke preset: {errors[stem]}")
+    values = load_record(out, stem)
+    assert values, f"{stem} recorded an empty dict"
+    for key, value in values.items():
+        if "loss" in key and isinstance(value, (int, float)):
+            assert math.isfinite(value), f"{stem}: {key} = {value}"
+
+
+@pytest.mark.slow
+def test_stage1_loss_falls(executed):
+    out, errors = executed
+    if errors.get("02_recursive_band_learning") is not None:
+        pytest.skip("02 failed; reported by test_notebook_runs_and_records")
+    values = load_record(out, "02_recursive_band_learning")
+    assert values["stage1_parameters"] == 557_668
+    assert values["fixed_batch_loss_after"] < values["fixed_batch_loss_before"]
+    assert values["last_loss"] < values["first_loss"]
+    assert values["train_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_stage2_records(executed):
+    out, errors = executed
+    if errors.get("03_band_recomposition") is not None:
+        pytest.skip("03 failed; reported by test_notebook_runs_and_records")
+    values = load_record(out, "03_band_recomposition")
+    assert values["recomposer_parameters"] == 19_161
+    assert values["discriminator_parameters"] == 4_691_329
+    for key in ("stage1_test_psnr", "stage2_test_psnr", "stage1_test_ssim", "stage2_test_ssim"):
+        assert math.isfinite(values[key]), key
+    assert (out / "runs" / "stage2" / "stage2.pt").is_file()
+
+
+@pytest.mark.slow
+def test_figures_are_png_images(executed):
+    out, errors = executed
+    figures = out / "figures"
+    for stem, names in EXPECTED_FIGURES.items():
+        if errors.get(stem) is not None:
+            continue  # reported by test_notebook_runs_and_records
+        for name in names:
+            assert (figures / f"{name}.png").is_file(), f"{stem} did not save {name}.png"
+    written = sorted(figures.glob("*.png"))
+    assert written
+    for path in written:
+        assert path.stat().st_size > 0, path.name
+        with Image.open(path) as image:
+            assert image.format == "PNG", path.name
+            image.load()
+            assert min(image.size) > 50, f"{path.name} is {image.size}"
+
+
+# ----------------------------------------------------------------------------- runner
+@pytest.mark.slow
+def test_reproduce_command_line(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "drbn.reproduce", "--preset", "smoke", "--only", "00", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = (out / "summary.md").read_text()
+    assert "00_setup_check" in summary and "| ok |" in summary
+    assert (out / "notebooks" / "00_setup_check.ipynb").is_file()
+
+
+FAILING_CELLS = [
+    ("markdown", "# A notebook that fails"),
+    ("parameters", 'PRESET = "cpu"\nOUT = "../outputs"\nINTERACTIVE = True'),
+    ("code", "x = 1"),
+    ("code", 'raise ValueError("deliberate failure")'),
+    ("code", "y = 2"),
+]
+
+
+@pytest.mark.slow
+def test_reproduce_reports_a_failing_notebook(tmp_path, capsys):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    for kind, source in FAILING_CELLS:
+        if kind == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+            if kind == "parameters":
+                cell.metadata["tags"] = ["parameters"]
+            nb.cells.append(cell)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "00_fails.ipynb")
+
+    out = tmp_path / "out"
+    assert reproduce.run("smoke", out=out, notebooks=folder) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    status = summary["runs"][0]["status"]
+    assert status.startswith("FAILED at cell"), status
+    assert "ValueError" in status and "deliberate failure" in status
+    assert "00_fails" in capsys.readouterr().out
+    assert "FAILED" in (out / "summary.md").read_text()

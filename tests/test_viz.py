@@ -1,0 +1,125 @@
+"""The figure functions of drbn.viz on tiny inputs: each returns a Figure with the expected
+panels, and save_figure writes a PNG that reads back."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from drbn import viz
+from drbn.model import DRBN, DRBNConfig
+from drbn.recompose import decompose
+from drbn.synthetic import darken_steps
+from drbn.train import new_history
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> DRBN:
+    torch.manual_seed(0)
+    return DRBN(DRBNConfig(recursions=2, width=4, growth=2)).eval()
+
+
+@pytest.fixture
+def image() -> np.ndarray:
+    return np.random.default_rng(0).random((16, 20, 3), dtype=np.float32)
+
+
+def n_axes(fig: Figure) -> int:
+    assert isinstance(fig, Figure)
+    return len(fig.axes)
+
+
+def test_show_images_one_axes_per_image(image):
+    assert n_axes(viz.show_images([image, image * 2, torch.rand(3, 8, 8)], ["a", "b", "c"])) == 3
+    assert n_axes(viz.show_images([image] * 5, ncols=2)) == 5  # empty grid cells are removed
+
+
+def test_show_images_clamps_for_display(image):
+    fig = viz.show_images([image * 3 - 1])
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.min() >= 0 and shown.max() <= 1
+
+
+def test_plot_batch():
+    assert n_axes(viz.plot_batch(torch.rand(4, 3, 8, 8), torch.rand(4, 3, 8, 8))) == 2
+
+
+def test_plot_history_stage1_and_stage2():
+    history = new_history()
+    history.update(step=[1, 2, 3, 4], loss=[-1.0, -1.5, -1.8, -2.0], eval_step=[2, 4],
+                   psnr=[10.0, 12.0], ssim=[0.3, 0.4])
+    assert n_axes(viz.plot_history(history, "stage 1")) == 2
+    history.update(loss_d=[0.5] * 4, loss_adv=[0.4] * 4, loss_perceptual=[0.0] * 4, loss_ssim=[-0.5] * 4)
+    assert n_axes(viz.plot_history(history)) == 3
+    assert n_axes(viz.plot_history(new_history())) == 2  # an empty run still draws
+
+
+def test_plot_darkening_steps(image):
+    darkening = darken_steps(image, np.random.default_rng(0))
+    assert n_axes(viz.plot_darkening_steps(darkening)) == 12
+    assert n_axes(viz.plot_darkening_steps(darkening, original=image, stretch=False)) == 7
+
+
+def test_plot_histograms_and_noise_model(image):
+    assert n_axes(viz.plot_histograms(image * 0.1, image)) == 2
+    big = np.random.default_rng(1).random((64, 64, 3), dtype=np.float32)
+    assert n_axes(viz.plot_noise_model(darken_steps(big, np.random.default_rng(0)))) == 2
+
+
+def test_plot_bands_sum_and_output(tiny_model):
+    outputs = tiny_model(torch.rand(1, 3, 16, 16))
+    bands = decompose(outputs)
+    assert n_axes(viz.plot_bands(bands)) == 4
+    fig = viz.plot_bands(bands, output=outputs.full)
+    assert n_axes(fig) == 5
+    assert "e-0" in fig.axes[4].get_title() or "0.0e+00" in fig.axes[4].get_title()
+
+
+def test_signed_bands_are_centred_on_grey():
+    shown, gain = viz.signed_for_display(np.zeros((4, 4, 3)))
+    np.testing.assert_allclose(shown, 0.5)
+    shown, gain = viz.signed_for_display(np.full((4, 4, 3), -0.1), gain=2.0)
+    np.testing.assert_allclose(shown, 0.3)
+
+
+def test_plot_recursions(tiny_model):
+    y = torch.rand(1, 3, 16, 16)
+    outputs = tiny_model.recursions(y)
+    assert n_axes(viz.plot_recursions(outputs)) == 2
+    assert n_axes(viz.plot_recursions(outputs, target=torch.rand(1, 3, 16, 16), low=y)) == 4
+
+
+def test_plot_weight_maps():
+    w = [torch.rand(1, 3, 8, 8) + 0.5 for _ in range(3)]
+    assert n_axes(viz.plot_weight_maps(*w)) == 5  # three maps, a colour bar, a histogram
+    assert n_axes(viz.plot_weight_maps(*[torch.ones(1, 3, 8, 8)] * 3, title="flat")) == 5
+
+
+def test_plot_sorted_channels(image):
+    fig = viz.plot_sorted_channels(image)
+    assert n_axes(fig) == 4
+    lo, med, hi = (ax.images[0].get_array() for ax in fig.axes[1:])
+    assert np.all(lo <= med) and np.all(med <= hi)
+
+
+def test_explore(tiny_model, image):
+    assert n_axes(viz.explore(tiny_model, image)) == 3  # 16 x 20 is padded and cropped back
+    fig = viz.explore(tiny_model, image[:15, :18], recursion=1, band_scales=(1, 0, 2), target=image[:15, :18])
+    assert n_axes(fig) == 4
+    with pytest.raises(ValueError, match="recursion"):
+        viz.explore(tiny_model, image, recursion=3)
+
+
+def test_explore_unit_scales_give_the_recursion_output(tiny_model, image):
+    fig = viz.explore(tiny_model, image, recursion=2)
+    estimate, recomposed = (ax.images[0].get_array() for ax in fig.axes[1:3])
+    np.testing.assert_allclose(recomposed, estimate, atol=1e-5)
+
+
+def test_save_figure_writes_png(tmp_path, image):
+    path = viz.save_figure(viz.show_images([image]), tmp_path, "tiny")
+    assert path == tmp_path / "figures" / "tiny.png"
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size[0] > 10 and png.size[1] > 10
