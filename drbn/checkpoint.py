@@ -84,7 +84,8 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
 
 
 def load_stage1_any(path: str | os.PathLike) -> DRBN:
-    """Stage 1 from this kit's stage-1 or stage-2 checkpoint or the authors' ``model_s1.pt``, in eval mode."""
+    """Stage 1 from this kit's stage-1 or stage-2 checkpoint or the authors' ``model_s1.pt``,
+    ready for inference (eval mode, channels_last)."""
     payload = read_weights_file(path)
     if not is_kit_checkpoint(payload):
         from .released import load_stage1
@@ -102,7 +103,7 @@ def stage1_from_payload(payload: dict[str, Any], path: str | os.PathLike) -> DRB
         state, config = payload["model"], payload["model_config"]
     model = DRBN(DRBNConfig(**config))
     load_state_strict(model, state, str(path))
-    return model.eval()
+    return model.for_inference()
 
 
 def load_recomposer_any(path: str | os.PathLike) -> tuple[Recomposer, DRBN | None]:

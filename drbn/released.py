@@ -83,12 +83,13 @@ def convert_state(state, renamer, source: str, expected: str) -> dict[str, torch
 
 
 def load_stage1(path: str | os.PathLike) -> DRBN:
-    """The authors' released stage-1 network (``model_s1.pt``) as a :class:`DRBN`, in eval mode."""
+    """The authors' released stage-1 network (``model_s1.pt``) as a :class:`DRBN`, ready for
+    inference (eval mode, channels_last)."""
     state = convert_state(read_weights_file(path), rename_stage1, str(path), STAGE1_FILE)
     recursions = 1 + max(int(k.split(".")[1]) for k in state)
     model = DRBN(DRBNConfig(recursions=recursions))
     load_state_strict(model, state, str(path))
-    return model.eval()
+    return model.for_inference()
 
 
 def load_recomposer(path: str | os.PathLike, weight_mapping: str = "released") -> Recomposer:

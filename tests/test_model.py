@@ -40,6 +40,26 @@ def test_feature_residuals_and_recursive_input_change_the_output():
         assert not torch.allclose(variant(y).full, reference), knob
 
 
+def test_without_recursive_input_later_recursions_see_only_the_previous_estimate():
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=2, recursive_input=False, feature_residuals=False))
+    y = torch.rand(1, 3, 16, 16)
+    first, second = model.recursions(y)
+    estimate = first.full
+    expected, _ = model.units[1](torch.cat((estimate, estimate), 1))
+    torch.testing.assert_close(second.full, expected.full)
+
+
+def test_inference_path_matches_the_training_path():
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=2))
+    y = torch.rand(2, 3, 32, 48)
+    training_path = model(y).full  # gradients on: the concatenating blocks
+    with torch.inference_mode():
+        fast = model.for_inference()(y.contiguous(memory_format=torch.channels_last)).full
+    torch.testing.assert_close(fast, training_path.detach(), atol=1e-5, rtol=0)
+
+
 def test_first_recursion_does_not_depend_on_later_units():
     torch.manual_seed(0)
     model = DRBN(DRBNConfig(recursions=3))
