@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from drbn.model import DRBN, ResidualDenseBlock
 
 CL = torch.channels_last
-AUTHORS_SECONDS = 1.3  # DRBN_SPEC.md: the released code, 400x600, 2 cores, 2 threads
+AUTHORS_SECONDS = 1.3  # reported for the authors' code: 400x600, 2 cores, 2 threads (context only)
 
 
 def concatenating_forward(self: ResidualDenseBlock, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Image-quality metrics, with their conventions written down (DRBN_SPEC.md, "Evaluation").
+"""Image-quality metrics, with their conventions written down.
 
 Introduced in notebooks/02_recursive_band_learning.
 

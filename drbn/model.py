@@ -5,7 +5,7 @@ Introduced in notebooks/02_recursive_band_learning.
 Naming of the bands: this library says ``full``, ``half`` and ``quarter``. The paper's
 band s1 is our ``quarter`` (coarsest), s2 is ``half``, s3 is ``full``; the authors' code
 numbers them the other way round (``s1`` = full). Layer by layer this follows the authors'
-released code (see DRBN_SPEC.md), because their released weights must load and agree.
+released code, because their released weights must load and agree.
 """
 from __future__ import annotations
 
