@@ -59,7 +59,7 @@ class Stage1Config:
 
 STAGE1_PRESETS = {
     "paper": Stage1Config(),
-    "cpu": Stage1Config(steps=600, batch_size=4, crop=128, eval_every=100, checkpoint_every=100),
+    "cpu": Stage1Config(steps=1200, batch_size=4, crop=128, eval_every=200, checkpoint_every=200),
     "smoke": Stage1Config(steps=6, batch_size=2, crop=32, eval_every=3, checkpoint_every=3,
                           max_eval_images=1),
 }

@@ -541,18 +541,21 @@ def plot_metric_lines(rows: Sequence[dict], xs: Sequence[float], xlabel: str,
 
 def plot_training_curves(rows: Sequence[dict], title: str | None = None) -> Figure:
     """The (thinned) training loss of each row that trained, one line each: were the
-    variants still improving when the budget ran out?"""
+    variants still improving when the budget ran out? A stage-1 loss is divided by the sum
+    of its loss weights (−SSIM per supervised scale), so a single-scale loss (RBL-v1) and
+    the three-scale one share one axis."""
     rows = [r for r in rows if r.get("history") and r["history"].get("loss") and not r.get("same_as")]
     fig, axes = _figure(1, 1, 5.5, height=3.2, squeeze=True)
     for i, r in enumerate(rows):
-        steps, loss = r["history"]["step"], r["history"]["loss"]
+        scale = sum(r.get("settings", {}).get("loss_weights", [1.0])) or 1.0
+        steps, loss = r["history"]["step"], np.asarray(r["history"]["loss"], dtype=float) / scale
         window = max(1, len(loss) // 10)
-        shown = _smooth(np.asarray(loss, dtype=float), window)
+        shown = _smooth(loss, window)
         axes.plot(steps[len(steps) - len(shown):], shown, color=f"C{i % 10}", lw=1.2, label=r["variant"])
     if not rows:
         axes.text(0.5, 0.5, "no training histories", ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("step")
-    axes.set_ylabel("training loss (running mean)")
+    axes.set_ylabel("loss per scale (running mean)")
     axes.grid(alpha=0.3)
     if rows:
         axes.legend(fontsize=7, ncols=2)
@@ -609,28 +612,28 @@ def plot_gamma_fit(grid: Sequence[float], scores: Sequence[float], chosen: float
 
 def plot_results_table(rows: Sequence[dict], header: Sequence[str] = (), columns: Sequence[str] | None = None) -> Figure:
     """The results table as a figure (for slides and the paper-style figure set): one line
-    per row, numbers formatted as in ``results.md``, the header lines underneath."""
+    per row, numbers formatted as in ``results.md``, the header lines above it."""
     from .experiments import TABLE_COLUMNS, format_value
 
     rows = list(rows)
     columns = [c for c in (columns or TABLE_COLUMNS) if c != "notes"]
-    cells = [[format_value(c, r.get(c, "")) for c in columns] for r in rows]
-    short = {c: c.replace(" (full image)", "").replace(" (10-px border shaved, as released)", " (released)") for c in columns}
-    fig = Figure(figsize=(1.45 * len(columns) + 1.2, 0.3 * (len(rows) + 1) + 0.3 * len(header) + 0.4),
-                 layout="constrained")
-    ax = fig.subplots()
+    cells = [[format_value(c, r.get(c, "")) for c in columns] for r in rows] or [[""] * len(columns)]
+    short = [c.replace(" (full image)", "").replace(" (10-px border shaved, as released)", " (as released)")
+             for c in columns]
+    widths = [max(len(str(v)) for v in [label, *column]) for label, column in zip(short, zip(*cells))]
+    fig = Figure(figsize=(0.085 * sum(widths) + 0.3 * len(columns), 0.24 * (len(cells) + 1) + 0.16 * len(header) + 0.2))
+    ax = fig.add_axes((0, 0, 1, 1 - (0.16 * len(header) + 0.1) / fig.get_figheight()))
     ax.axis("off")
-    table = ax.table(cellText=cells or [[""] * len(columns)], colLabels=[short[c] for c in columns], loc="upper center",
-                     cellLoc="right", colLoc="center")
+    table = ax.table(cellText=cells, colLabels=short, bbox=(0, 0, 1, 1), cellLoc="right",
+                     colWidths=[w / sum(widths) for w in widths])
     table.auto_set_font_size(False)
     table.set_fontsize(8)
-    table.auto_set_column_width(list(range(len(columns))))
     for (r, c), cell in table.get_celld().items():
         if r == 0:
-            cell.set_text_props(weight="bold")
+            cell.set_text_props(weight="bold", ha="center")
         elif c == 0:
             cell.set_text_props(ha="left")
             cell._loc = "left"
     if header:
-        fig.text(0.0, 0.0, "\n".join(header), fontsize=7, va="bottom", ha="left", wrap=True)
+        fig.text(0.005, 0.995, "\n".join(header), fontsize=7, va="top", ha="left")
     return fig
