@@ -2,7 +2,8 @@
 
 The main pieces, one file each: ``model`` (stage 1), ``recompose`` (stage 2),
 ``discriminator``, ``losses``, ``metrics``, ``data``/``synthetic``, ``train``, ``enhance``,
-``released`` (the authors' weights), ``viz`` (figures), ``reproduce`` (the notebook runner).
+``released`` (the authors' weights), ``baselines`` (HE, CLAHE, gamma), ``experiments``
+(ablations side by side), ``viz`` (figures), ``reproduce`` (the notebook runner).
 """
 from .errors import DRBNError
 from .model import DRBN, BandOutputs, DRBNConfig

@@ -36,6 +36,8 @@ EXPECTED_FIGURES = {
     "03_band_recomposition": ["03_bands", "03_weights_before", "03_sorted_channels",
                               "03_high_quality_photos", "03_stage2_history", "03_before_after",
                               "03_weights_after"],
+    "04_ablations": ["04_gamma_fit", "04_metrics", "04_recursions", "04_training_curves", "04_comparison"],
+    "05_figures": ["05_teaser", "05_bands", "05_recursions", "05_weight_maps", "05_results_table"],
     "06_explorer": ["06_explore"],
 }
 
@@ -95,26 +97,31 @@ def test_chapter_structure(path):
 
 
 # ----------------------------------------------------------------------------- executed
+def execute_smoke(path: Path, out: Path) -> None:
+    """Execute one notebook with the smoke preset, OUT = ``out``, into ``out/executed``."""
+    (out / "executed").mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TQDM_DISABLE", "1")
+        patch.setenv("MPLBACKEND", "Agg")
+        papermill.execute_notebook(
+            str(path), str(out / "executed" / path.name),
+            parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out)},
+            kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
+        )
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Run every notebook once, in order, with the smoke preset into one shared OUT.
     Returns (OUT, {stem: None or the error})."""
     out = tmp_path_factory.mktemp("notebooks_out")
-    (out / "executed").mkdir()
     errors = {}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TQDM_DISABLE", "1")
-        patch.setenv("MPLBACKEND", "Agg")
-        for path in PATHS:
-            try:
-                papermill.execute_notebook(
-                    str(path), str(out / "executed" / path.name),
-                    parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out)},
-                    kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
-                )
-                errors[path.stem] = None
-            except Exception as exc:  # reported per notebook by the tests below
-                errors[path.stem] = exc
+    for path in PATHS:
+        try:
+            execute_smoke(path, out)
+            errors[path.stem] = None
+        except Exception as exc:  # reported per notebook by the tests below
+            errors[path.stem] = exc
     return out, errors
 
 
@@ -163,6 +170,29 @@ def test_stage2_records(executed):
 
 
 @pytest.mark.slow
+def test_ablation_records(executed):
+    """04 scored every variant and baseline under one budget; 05 drew from 04's results."""
+    from drbn.baselines import default_baselines
+    from drbn.experiments import VARIANTS
+
+    out, errors = executed
+    if errors.get("04_ablations") is not None:
+        pytest.skip("04 failed; reported by test_notebook_runs_and_records")
+    values = load_record(out, "04_ablations")
+    assert values["rows"] == len(VARIANTS) + len(default_baselines())
+    for v in VARIANTS:
+        assert math.isfinite(values[f"psnr {v.name}"]) and 0 < values[f"ssim {v.name}"] <= 1, v.name
+    assert values["budget"].startswith("stage 1: 2 steps")
+    assert math.isfinite(values["seed_noise_psnr"]) and 0.1 <= values["best_gamma"] <= 1.0
+    header = (out / "runs" / "ablations" / "results.md").read_text().splitlines()
+    assert header[0].startswith("Data: synthetic")
+    if errors.get("05_figures") is None:
+        figures = load_record(out, "05_figures")
+        assert figures["fallback"] == "" and figures["results_from"].endswith("ablations")
+        assert figures["models_from"].startswith("notebook 03")
+
+
+@pytest.mark.slow
 def test_figures_are_png_images(executed):
     out, errors = executed
     figures = out / "figures"
@@ -179,6 +209,18 @@ def test_figures_are_png_images(executed):
             assert image.format == "PNG", path.name
             image.load()
             assert min(image.size) > 50, f"{path.name} is {image.size}"
+
+
+@pytest.mark.slow
+def test_figures_notebook_alone_falls_back_to_a_smoke_run(tmp_path):
+    """05 run before 04 (and 02-03) says why and draws every figure from a smoke run."""
+    out = tmp_path / "out"
+    execute_smoke(NOTEBOOKS / "05_figures.ipynb", out)
+    values = load_record(out, "05_figures")
+    assert values["fallback"].startswith("no results in") and values["results_from"].endswith("figures_smoke")
+    assert values["models_from"].startswith("the 'recomposed' variant")
+    for name in EXPECTED_FIGURES["05_figures"]:
+        assert (out / "figures" / f"{name}.png").is_file(), name
 
 
 # ----------------------------------------------------------------------------- runner

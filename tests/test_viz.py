@@ -123,3 +123,77 @@ def test_save_figure_writes_png(tmp_path, image):
     assert path == tmp_path / "figures" / "tiny.png"
     with Image.open(path) as png:
         assert png.format == "PNG" and png.size[0] > 10 and png.size[1] > 10
+
+
+# ----------------------------------------------------------------------------- ablation figures
+def result_rows():
+    """Rows shaped as drbn.experiments.run_experiments returns them."""
+    from drbn.experiments import INFERENCE_MS, PARAMETERS, TRAIN_SECONDS
+    from drbn.metrics import PSNR, PSNR_RELEASED, SSIM
+
+    def row(name, group, psnr, ssim, params, history=None, **extra):
+        return {"variant": name, "group": group, PSNR: psnr, SSIM: ssim, PSNR_RELEASED: psnr + 0.1,
+                PARAMETERS: params, TRAIN_SECONDS: 1.5, INFERENCE_MS: 10.0 * params / 1000,
+                "history": history, **extra}
+
+    history = {"step": [1, 2, 3, 4], "loss": [-0.9, -1.2, -1.5, -1.8]}
+    return [
+        row("HE", "baseline", 14.0, 0.50, 0),
+        row("RBL-v1", "stage 1", 15.0, 0.55, 139_417, history, settings={"loss_weights": [1, 0, 0]}),
+        row("DRBN T=4", "stage 1", 16.5, 0.61, 557_668, {**history, "loss": [-2.7, -2.8, -2.9, -2.95]},
+            settings={"loss_weights": [1, 1, 1]}),
+        row("recomposed", "stage 2", float("nan"), 0.60, 576_829),
+    ]
+
+
+def test_plot_metrics_marks_the_best_bar():
+    rows = result_rows()
+    fig = viz.plot_metrics(rows, title="t")
+    assert n_axes(fig) == 2
+    psnr_axes = fig.axes[0]
+    outlined = [bar for bar in psnr_axes.patches if bar.get_linewidth() == 1.5]
+    assert len(outlined) == 1 and outlined[0].get_width() == 16.5  # DRBN T=4, the NaN row skipped
+    with pytest.raises(ValueError, match="at least one"):
+        viz.plot_metrics([])
+
+
+def test_plot_metric_lines_one_point_per_row():
+    rows = result_rows()[1:3]
+    fig = viz.plot_metric_lines(rows, [1, 4], "recursions T")
+    assert n_axes(fig) == 4  # PSNR, SSIM, parameters, inference ms
+    np.testing.assert_array_equal(fig.axes[2].lines[0].get_ydata(), [139_417, 557_668])
+    with pytest.raises(ValueError, match="one x per row"):
+        viz.plot_metric_lines(rows, [1], "T")
+
+
+def test_plot_training_curves_per_scale():
+    fig = viz.plot_training_curves(result_rows())
+    lines = fig.axes[0].lines
+    assert [line.get_label() for line in lines] == ["RBL-v1", "DRBN T=4"]  # rows without history left out
+    # the three-scale loss is divided by 3, the single-scale one is not
+    assert lines[0].get_ydata()[-1] == pytest.approx(-1.8)
+    assert lines[1].get_ydata()[-1] == pytest.approx(-2.95 / 3)
+
+
+def test_plot_comparison_titles_carry_psnr(image):
+    columns = {"input": [image * 0.2, image * 0.2], "method": [image * 0.9, image], "ground truth": [image, image]}
+    fig = viz.plot_comparison(columns, ["a", "b"], ncols=3)
+    assert n_axes(fig) == 6
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("a: input") and "dB" in titles[1] and "dB" not in titles[2]
+    assert "inf dB" in titles[4]  # identical to the ground truth
+    with pytest.raises(ValueError, match="has 1 images for 2 names"):
+        viz.plot_comparison({"x": [image]}, ["a", "b"])
+
+
+def test_plot_gamma_fit_and_results_table():
+    fig = viz.plot_gamma_fit([0.3, 0.5, 0.7], [10.0, 12.0, 11.0], chosen=0.5)
+    assert fig.axes[0].get_legend().get_texts()[0].get_text() == "chosen gamma = 0.5"
+    rows = result_rows()
+    fig = viz.plot_results_table(rows, header=["Data: toy."])
+    table = fig.axes[0].tables[0]
+    cells = table.get_celld()
+    assert cells[(0, 0)].get_text().get_text() == "variant"
+    assert cells[(3, 0)].get_text().get_text() == "DRBN T=4"
+    assert cells[(4, 1)].get_text().get_text() == "—"  # NaN PSNR
+    assert "Data: toy." in [t.get_text() for t in fig.texts]
