@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .device import DEVICE_HELP
 from .errors import DRBNError
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
 
@@ -28,9 +29,12 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     return files
 
 
-def load_models(weights: str | None, stage2: str | None):
-    """(stage1, recomposer or None) from --weights and --stage2."""
+def load_models(weights: str | None, stage2: str | None, device: str = "auto"):
+    """(stage1, recomposer or None) from --weights and --stage2, on ``device``."""
     from .checkpoint import load_recomposer_any, load_stage1_any
+    from .device import pick_device
+
+    device = pick_device(device)  # first, so a wrong --device is reported before any loading
 
     recomposer, stage1 = None, None
     if stage2:
@@ -42,7 +46,7 @@ def load_models(weights: str | None, stage2: str | None):
             "no stage-1 weights: pass --weights with the authors' model_s1.pt or a stage1.pt "
             "from train-stage1 (a stage-2 checkpoint of this kit also carries its stage 1)."
         )
-    return stage1, recomposer
+    return stage1.to(device), None if recomposer is None else recomposer.to(device)
 
 
 def cmd_enhance(args) -> None:
@@ -51,7 +55,7 @@ def cmd_enhance(args) -> None:
     from .enhance import enhance
 
     files = collect_inputs(args.inputs)
-    stage1, recomposer = load_models(args.weights, args.stage2)
+    stage1, recomposer = load_models(args.weights, args.stage2, args.device)
     out = Path(args.output)
     for path in files:
         result = enhance(stage1, read_image(path), recomposer)
@@ -69,7 +73,7 @@ def cmd_train_stage1(args) -> None:
 
     overrides = {k: v for k, v in (("data", args.data), ("steps", args.steps), ("seed", args.seed)) if v is not None}
     config = stage1_preset(args.preset, **overrides)
-    result = train_stage1(config, args.out, resume=args.resume)
+    result = train_stage1(config, args.out, resume=args.resume, device=args.device)
     print(f"stage 1: {len(result.history['step'])} steps, checkpoint {result.checkpoint}")
     if result.history["psnr"]:
         print(f"validation PSNR {result.history['psnr'][-1]:.2f} dB, SSIM {result.history['ssim'][-1]:.4f} (full image)")
@@ -86,7 +90,7 @@ def cmd_train_stage2(args) -> None:
                                    ("seed", args.seed), ("adv_weight", args.adv_weight),
                                    ("vgg_weights", args.vgg_weights)) if v is not None}
     config = stage2_preset(args.preset, **overrides)
-    result = train_stage2(config, stage1, args.out, resume=args.resume)
+    result = train_stage2(config, stage1, args.out, resume=args.resume, device=args.device)
     print(f"stage 2: {len(result.history['step'])} steps, checkpoint {result.checkpoint}")
     if result.history["psnr"]:
         print(f"validation PSNR {result.history['psnr'][-1]:.2f} dB, SSIM {result.history['ssim'][-1]:.4f} (full image)")
@@ -96,7 +100,7 @@ def cmd_evaluate(args) -> None:
     from .data import describe, load_pairs
     from .evaluate import evaluate, format_table, write_csv
 
-    stage1, recomposer = load_models(args.weights, args.stage2)
+    stage1, recomposer = load_models(args.weights, args.stage2, args.device)
     pairs = load_pairs(args.data, args.split)
     rows = evaluate(stage1, pairs, recomposer)
     print(f"{describe(args.data)}, split {args.split}, {len(rows)} images")
@@ -114,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="stage-1 weights: the authors' model_s1.pt or a kit checkpoint")
     p.add_argument("--stage2", help="recomposer: a stage2.pt of this kit or the authors' model_R_s2.pt")
     p.add_argument("--save-bands", action="store_true", help="also write the bands and weight maps")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_enhance)
 
     p = sub.add_parser("train-stage1", help="train stage 1 (recursive band learning)")
@@ -123,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="a stage1.pt to continue")
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_train_stage1)
 
     p = sub.add_parser("train-stage2", help="train stage 2 (band recomposition) over a frozen stage 1")
@@ -137,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="a stage2.pt to continue")
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_train_stage2)
 
     p = sub.add_parser("evaluate", help="PSNR/SSIM per image and mean, written as CSV")
@@ -145,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="auto", help="LOL folder, or 'auto' for the synthetic test set")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--csv", default="runs/evaluate.csv")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_evaluate)
     return parser
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .device import device_of
 from .images import to_image, to_tensor
 from .model import DRBN
 from .recompose import Bands, Recomposer, decompose
@@ -43,8 +44,12 @@ class Enhancement(NamedTuple):
 def enhance_tensor(
     stage1: DRBN, y: torch.Tensor, recomposer: Recomposer | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, Bands | None, tuple | None]:
-    """Run stage 1 (and the recomposer) on N x 3 x H x W of any H, W; crop outputs back."""
+    """Run stage 1 (and the recomposer) on N x 3 x H x W of any H, W; crop outputs back.
+
+    ``y`` is moved to the device of ``stage1``; the outputs stay there.
+    """
     h, w = y.shape[-2:]
+    y = y.to(device_of(stage1))
     padded = pad_to_multiple(y).contiguous(memory_format=torch.channels_last)
     outputs = stage1(padded)
     full = outputs.full[..., :h, :w]

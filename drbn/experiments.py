@@ -36,6 +36,7 @@ from . import data as datasets
 from . import metrics
 from .baselines import Baseline, ReleasedDRBN, default_baselines
 from .checkpoint import load_stage1_any
+from .device import DEVICE_HELP, device_of, pick_device, synchronize
 from .enhance import enhance, enhance_tensor
 from .errors import DRBNError
 from .images import write_image
@@ -238,9 +239,15 @@ def median_ms(call: Callable[[], Any], repeats: int = 3) -> float:
 
 
 def inference_ms(stage1: DRBN, recomposer=None, repeats: int = 3, size: tuple[int, int] = TIMING_SIZE) -> float:
-    """Milliseconds for one forward pass of a random 1 x 3 x 400 x 600 input (median)."""
-    x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
-    return median_ms(lambda: enhance_tensor(stage1, x, recomposer), repeats)
+    """Milliseconds for one forward pass of a random 1 x 3 x 400 x 600 input (median), on
+    the device of ``stage1`` (``recomposer`` must be there too)."""
+    x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device_of(stage1))
+
+    def one_pass():
+        enhance_tensor(stage1, x, recomposer)
+        synchronize(x.device)  # a GPU runs asynchronously: time the work, not the launch
+
+    return median_ms(one_pass, repeats)
 
 
 def score_images(apply: Callable[[np.ndarray], np.ndarray], pairs: Sequence[datasets.Pair],
@@ -272,9 +279,9 @@ def short_history(history: dict[str, list], points: int = 200) -> dict[str, list
 class _Run:
     """State of one ``run_experiments`` call: where, on what, with which budget."""
 
-    def __init__(self, b: Budget, data, out_dir: Path, progress: bool, stage2_over: str):
+    def __init__(self, b: Budget, data, out_dir: Path, progress: bool, stage2_over: str, device: torch.device):
         self.budget, self.data, self.out_dir, self.progress = b, data, out_dir, progress
-        self.stage2_over = stage2_over
+        self.stage2_over, self.device = stage2_over, device
         self.data_text = datasets.describe(data)
         self.test_pairs = datasets.load_pairs(data, "test")[: b.eval_images]
         self._train_pairs = None
@@ -312,7 +319,8 @@ class _Run:
         return row
 
     def time_model(self, stage1: DRBN, recomposer=None) -> float:
-        arch = json.dumps([asdict(stage1.config), asdict(recomposer.config) if recomposer else None])
+        arch = json.dumps([asdict(stage1.config), asdict(recomposer.config) if recomposer else None,
+                           str(device_of(stage1))])
         if arch not in self.timings:
             self.timings[arch] = inference_ms(stage1, recomposer, self.budget.timing_repeats)
         return self.timings[arch]
@@ -344,8 +352,8 @@ class _Run:
         per_image = score_images(b, self.test_pairs, folder / "images")
         low = torch.rand(*TIMING_SIZE, 3, generator=torch.Generator().manual_seed(0)).numpy()
         released = isinstance(b, ReleasedDRBN)
-        if released:
-            ms = self.time_model(*b.models())
+        if released:  # timed where the kit's own networks are timed
+            ms = self.time_model(*(None if m is None else m.to(self.device) for m in b.models()))
         else:
             ms = median_ms(lambda: b(low), self.budget.timing_repeats)
         return self.save({
@@ -380,7 +388,7 @@ class _Run:
         folder = self.out_dir / v.slug
         config = stage1_config(v, self.budget, self.data)
         self.log(f"  {v.name}: {v.description}; training {config.steps} steps")
-        result = train_or_reuse_stage1(config, folder, progress=self.progress)
+        result = train_or_reuse_stage1(config, folder, progress=self.progress, device=self.device)
         model = result.model.eval()
         per_image = score_images(lambda y: enhance(model, y).output, self.test_pairs, folder / "images")
         row = self.save({
@@ -408,14 +416,14 @@ class _Run:
                     "put the authors' weights there or use stage2_over='trained'.")
             ident = {"released": str(path), "bytes": path.stat().st_size}
             if self._stage1 is None:
-                self._stage1 = load_stage1(path)
+                self._stage1 = load_stage1(path).to(self.device)
             return self._stage1, ident
         if self.stage2_over != "trained":
             raise DRBNError(f"stage2_over must be 'trained' or 'released', got {self.stage2_over!r}.")
         ident = self.stage1_key(REFERENCE)
         if self._stage1 is None:
             row = self.stage1(REFERENCE)  # trains it if no finished run exists
-            self._stage1 = load_stage1_any(self.out_dir / row["checkpoint"])
+            self._stage1 = load_stage1_any(self.out_dir / row["checkpoint"]).to(self.device)
         return self._stage1, ident
 
     def stage1_label(self) -> str:
@@ -455,7 +463,7 @@ class _Run:
             return shared
         folder = self.out_dir / v.slug
         self.log(f"  {v.name}: {v.description}; training {config.steps} steps over {self.stage1_label()}")
-        result = train_or_reuse_stage2(config, stage1, folder, progress=self.progress)
+        result = train_or_reuse_stage2(config, stage1, folder, progress=self.progress, device=self.device)
         recomposer = result.model.eval()
         per_image = score_images(lambda y: enhance(stage1, y, recomposer).output, self.test_pairs,
                                  folder / "images")
@@ -500,6 +508,7 @@ def run_experiments(
     baselines: Sequence[Baseline] | None = None,
     stage2_over: str = "trained",
     figures: bool = False,
+    device: str | torch.device = "auto",
 ) -> list[dict[str, Any]]:
     """Train and score ``variants`` (and ``baselines``) with one budget on one dataset.
 
@@ -511,7 +520,8 @@ def run_experiments(
     Returns one row per baseline and variant (the table's columns plus per-image scores,
     paths of the saved test outputs, settings and a thinned training history) and writes
     ``out_dir/results.{csv,md,json}``; ``figures=True`` also saves the metric chart and the
-    comparison grid to ``out_dir/figures``.
+    comparison grid to ``out_dir/figures``. ``device``: where the networks train and are
+    timed (see :func:`drbn.device.pick_device`); the baselines run on the CPU.
     """
     b = BUDGETS[budget] if isinstance(budget, str) and budget in BUDGETS else budget
     if not isinstance(b, Budget):
@@ -521,7 +531,7 @@ def run_experiments(
         raise DRBNError(f"variant names must be unique (as folder names): {names}.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(b, data, out_dir, progress, stage2_over)
+    run = _Run(b, data, out_dir, progress, stage2_over, pick_device(device))
     baselines = default_baselines() if baselines is None else list(baselines)
     started = time.perf_counter()
     run.log(f"{run.data_text}; {b.describe()}; results in {out_dir}")
@@ -530,7 +540,8 @@ def run_experiments(
     ordered = [v for v in variants if v.stage == 1] + [v for v in variants if v.stage == 2]
     rows += [run.stage1(v) if v.stage == 1 else run.stage2(v) for v in ordered]
     seconds = time.perf_counter() - started
-    header = results_header(run.data_text, b, run.stage1_label() if any(v.stage == 2 for v in variants) else None)
+    header = results_header(run.data_text, b, run.stage1_label() if any(v.stage == 2 for v in variants) else None,
+                            run.device)
     header.append(f"This call took {seconds:.0f} s; {run.reused} of {len(rows)} rows were finished "
                   "before and reused, not retrained.")
     write_results(rows, out_dir, header)
@@ -540,12 +551,13 @@ def run_experiments(
     return rows
 
 
-def results_header(data_text: str, b: Budget, stage1_label: str | None) -> list[str]:
+def results_header(data_text: str, b: Budget, stage1_label: str | None, device: torch.device) -> list[str]:
     lines = [f"Data: {data_text}.", f"Budget: {b.describe()}."]
     if stage1_label:
         lines.append(f"Stage-2 variants train over {stage1_label} (frozen).")
+    where = f"this machine's {'CPU' if device.type == 'cpu' else device}"
     lines.append("Scores: mean over the test images, outputs rounded to 8 bits (drbn.metrics); "
-                 "inference: median of one forward pass of a 1x3x400x600 input on this machine.")
+                 f"inference: median of one forward pass of a 1x3x400x600 input on {where}.")
     return lines
 
 
@@ -624,11 +636,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these variants (by name)")
     parser.add_argument("--stage2-over", default="trained", choices=("trained", "released"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     args = parser.parse_args(argv)
     try:
         chosen = [variant(n) for n in args.only] if args.only else VARIANTS
         run_experiments(chosen, budget(args.budget, seed=args.seed), args.data, args.out,
-                        stage2_over=args.stage2_over, figures=True)
+                        stage2_over=args.stage2_over, figures=True, device=args.device)
     except DRBNError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

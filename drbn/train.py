@@ -22,6 +22,7 @@ from . import data as datasets
 from .checkpoint import (
     STAGE1, STAGE2, check_kind, load_state_strict, read_weights_file, save_checkpoint,
 )
+from .device import pick_device
 from .discriminator import QualityDiscriminator
 from .errors import DRBNError
 from .evaluate import evaluate, mean_row
@@ -130,29 +131,32 @@ def train_stage1(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    device: str | torch.device = "auto",
 ) -> TrainResult:
     """Train stage 1 with the released objective (-SSIM at three scales).
 
     Writes ``out_dir/stage1.pt`` every ``checkpoint_every`` steps and at the end.
     ``stop_at`` ends this call early at that step (with a checkpoint) without changing the
-    schedule, so the run can be resumed later.
+    schedule, so the run can be resumed later. ``device``: see :func:`drbn.device.pick_device`
+    (batches are drawn on the CPU either way, so the steps taken do not depend on it).
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage1.pt"
-    torch.manual_seed(config.seed)
-    model = DRBN(config.model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999))
-    history, start = new_history(), 0
+    device = pick_device(device)
+    payload = None
     if resume is not None:
         payload = check_kind(read_weights_file(resume), STAGE1, resume)
         config = config_from_dict(Stage1Config, payload["train_config"])
-        model = DRBN(config.model)
+    torch.manual_seed(config.seed)
+    model = DRBN(config.model)
+    if payload is not None:
         load_state_strict(model, payload["model"], str(resume))
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999))
-        optimizer.load_state_dict(payload["optimizer"])
+    model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999))
+    history, start = new_history(), 0
+    if payload is not None:
+        optimizer.load_state_dict(payload["optimizer"])  # moves its state to the parameters' device
         history, start = payload["history"], payload["step"]
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
 
     train_pairs = datasets.load_pairs(config.data, "train")
     eval_pairs = datasets.load_pairs(config.data, "test")[: config.max_eval_images]
@@ -176,6 +180,7 @@ def train_stage1(
         for group in optimizer.param_groups:
             group["lr"] = lr
         low, high = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, step_rng(config.seed, step))
+        low, high = low.to(device), high.to(device)
         if config.channels_last:
             low = low.contiguous(memory_format=torch.channels_last)
         loss = loss_fn(model(low), high)
@@ -273,16 +278,19 @@ def train_stage2(
     resume: str | os.PathLike | None = None,
     progress: bool = True,
     stop_at: int | None = None,
+    device: str | torch.device = "auto",
 ) -> TrainResult:
     """Train the recomposer and the quality discriminator with stage 1 frozen.
 
     Per step, as released: one discriminator step (LSGAN; real = paired normal-light and
     high-quality patches, targets in [0.7, 1.2); fake = recomposed unpaired patches, targets
     in [0, 0.3)), then one recomposer step (perceptual + (-SSIM) on paired data
-    + λ_adv · LSGAN(D(fake), 1) on unpaired data). ``stop_at`` as in :func:`train_stage1`.
+    + λ_adv · LSGAN(D(fake), 1) on unpaired data). ``stop_at`` and ``device`` as in
+    :func:`train_stage1`; ``stage1`` is moved to that device.
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage2.pt"
+    device = pick_device(device)
     payload = None
     if resume is not None:
         payload = check_kind(read_weights_file(resume), STAGE2, resume)
@@ -304,16 +312,20 @@ def train_stage2(
     torch.manual_seed(config.seed)
     recomposer = Recomposer(config.recomposer)
     discriminator = QualityDiscriminator()
+    if payload is not None:
+        load_state_strict(recomposer, payload["recomposer"], str(resume))
+        load_state_strict(discriminator, payload["discriminator"], str(resume))
+        load_state_strict(stage1, payload["stage1"], str(resume))
+    for module in (stage1, recomposer, discriminator, perceptual):
+        if module is not None:
+            module.to(device)
     opt_r = torch.optim.Adam(recomposer.parameters(), lr=config.lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator)
     history, start = new_history(), 0
     history.update(loss_d=[], loss_adv=[], loss_perceptual=[], loss_ssim=[])
-    if payload is not None:
-        load_state_strict(recomposer, payload["recomposer"], str(resume))
-        load_state_strict(discriminator, payload["discriminator"], str(resume))
+    if payload is not None:  # the optimizers' state follows their parameters' device
         opt_r.load_state_dict(payload["optimizer"])
         opt_d.load_state_dict(payload["optimizer_discriminator"])
-        load_state_strict(stage1, payload["stage1"], str(resume))
         history, start = payload["history"], payload["step"]
 
     train_pairs = datasets.load_pairs(config.data, "train")
@@ -350,13 +362,14 @@ def train_stage2(
         low, high = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, rng)
         unpaired_low = datasets.sample_image_batch(unpaired, config.batch_size, config.crop, rng)
         good = datasets.sample_image_batch(high_quality, config.batch_size, config.crop, rng)
+        low, high, unpaired_low, good = (t.to(device) for t in (low, high, unpaired_low, good))
         targets = torch.Generator().manual_seed(int(rng.integers(2**62)))
 
         fake = recompose(unpaired_low)
         # discriminator step (LSGAN on the sigmoid output)
         real = torch.cat((high, good))
-        real_target = uniform_targets(len(real), *REAL_TARGETS, generator=targets)
-        fake_target = uniform_targets(len(fake), *FAKE_TARGETS, generator=targets)
+        real_target = uniform_targets(len(real), *REAL_TARGETS, generator=targets).to(device)
+        fake_target = uniform_targets(len(fake), *FAKE_TARGETS, generator=targets).to(device)
         loss_d = lsgan_loss(discriminator(real), real_target) + lsgan_loss(discriminator(fake.detach()), fake_target)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -365,7 +378,7 @@ def train_stage2(
         # recomposer step
         output = recompose(low)
         loss_ssim = -ssim(output, high)
-        loss_perc = perceptual(output, high) if perceptual is not None else torch.zeros(())
+        loss_perc = perceptual(output, high) if perceptual is not None else output.new_zeros(())
         loss_adv = lsgan_loss(discriminator(fake), 1.0)
         loss = config.perceptual_weight * loss_perc + config.ssim_weight * loss_ssim + config.adv_weight * loss_adv
         check_finite(loss.item(), step, last_saved)
@@ -408,20 +421,21 @@ def matching_run(checkpoint: Path, config: Any, kind: str, stage1: DRBN | None =
     if stage1 is not None:
         theirs = payload["stage1"]
         if theirs.keys() != stage1.state_dict().keys() or not all(
-                torch.equal(theirs[k], v) for k, v in stage1.state_dict().items()):
+                torch.equal(theirs[k], v.cpu()) for k, v in stage1.state_dict().items()):
             return None
     return checkpoint
 
 
-def train_or_reuse_stage1(config: Stage1Config, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
+def train_or_reuse_stage1(config: Stage1Config, out_dir: str | os.PathLike, progress: bool = True,
+                          device: str | torch.device = "auto") -> TrainResult:
     """Continue the same run in ``out_dir`` if there is one (a finished one returns at once),
     else train from scratch. Notebooks use it so a later chapter reuses an earlier one's run."""
     resume = matching_run(Path(out_dir) / "stage1.pt", config, STAGE1)
-    return train_stage1(config, out_dir, resume=resume, progress=progress)
+    return train_stage1(config, out_dir, resume=resume, progress=progress, device=device)
 
 
 def train_or_reuse_stage2(config: Stage2Config, stage1: DRBN, out_dir: str | os.PathLike,
-                          progress: bool = True) -> TrainResult:
+                          progress: bool = True, device: str | torch.device = "auto") -> TrainResult:
     """As :func:`train_or_reuse_stage1`, for stage 2 over the given frozen stage 1."""
     resume = matching_run(Path(out_dir) / "stage2.pt", config, STAGE2, stage1)
-    return train_stage2(config, stage1, out_dir, resume=resume, progress=progress)
+    return train_stage2(config, stage1, out_dir, resume=resume, progress=progress, device=device)
