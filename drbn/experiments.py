@@ -44,7 +44,10 @@ from .losses import find_vgg16_weights
 from .model import DRBN, DRBNConfig, count_parameters
 from .recompose import RecomposerConfig
 from .released import STAGE1_FILENAME, find_released, load_stage1
-from .train import Stage1Config, Stage2Config, train_or_reuse_stage1, train_or_reuse_stage2
+from .checkpoint import STAGE1
+from .train import (
+    Stage1Config, Stage2Config, matching_run, negated_channels, train_or_reuse_stage2, train_stage1,
+)
 
 SCORES = (metrics.PSNR, metrics.SSIM, metrics.PSNR_RELEASED)
 PARAMETERS = "parameters"
@@ -52,6 +55,10 @@ TRAIN_SECONDS = "training s"
 INFERENCE_MS = "inference ms (400x600)"
 TABLE_COLUMNS = ("variant", *SCORES, PARAMETERS, TRAIN_SECONDS, INFERENCE_MS, "notes")
 TIMING_SIZE = (400, 600)  # a LOL image
+# When a stage-1 run is checked for negated channels: by then the sign of every channel's
+# correlation with its target is settled (seen on the synthetic set from step 10 on).
+NEGATION_CHECK_STEPS = 50
+SEED_STRIDE = 1000  # restart k of a run with seed s uses seed s + k * SEED_STRIDE
 
 
 # ----------------------------------------------------------------------------- variants
@@ -156,6 +163,12 @@ class Budget:
     ``lr_scale`` multiplies the released learning rates (both stages, discriminator too):
     short runs need larger steps to get anywhere. ``eval_images`` limits the test images
     scored (None = all); ``timing_repeats`` forward passes are timed (median) per model.
+
+    ``restarts``: a stage-1 run whose output has an RGB channel anti-correlated with its
+    target after ``NEGATION_CHECK_STEPS`` steps has fallen into the negated-image local
+    optimum of the -SSIM loss (see :func:`drbn.train.negated_channels`); it is started
+    again with another seed, at most this many times, and the table says so. 0 keeps every
+    first run as it comes (and flags it).
     """
 
     steps: int
@@ -168,6 +181,7 @@ class Budget:
     lr_scale: float = 1.0
     eval_images: int | None = None
     timing_repeats: int = 3
+    restarts: int = 3
 
     def describe(self) -> str:
         s2 = (self.stage2_steps or self.steps, self.stage2_crop or self.crop,
@@ -176,6 +190,9 @@ class Budget:
                 f"stage 2: {s2[0]} steps, {s2[1]}x{s2[1]} crops, batch {s2[2]}; seed {self.seed}")
         if self.lr_scale != 1:
             text += f"; learning rates x{self.lr_scale:g} the released ones"
+        if self.restarts:
+            text += (f"; a stage-1 run with a negated channel at step {min(self.steps, NEGATION_CHECK_STEPS)} "
+                     f"is restarted with another seed (at most {self.restarts}x)")
         return text
 
 
@@ -183,7 +200,7 @@ BUDGETS = {
     # the released protocol (a GPU): 259 k stage-1 iterations at 256x256, 13.8 k stage-2 at 128x128
     "paper": Budget(steps=259_000, crop=256, batch_size=4, stage2_steps=13_800, stage2_crop=128,
                     stage2_batch_size=2),
-    # about 8-10 minutes for every variant and baseline on 2 CPU cores: far too short to
+    # about 11 minutes for every variant and baseline on 2 CPU cores (656 s measured): far too short to
     # converge, so differences between variants may be noise (notebooks/04 says so)
     "cpu": Budget(steps=500, crop=64, batch_size=4, stage2_steps=150, stage2_crop=64,
                   stage2_batch_size=2, lr_scale=5.0),
@@ -368,7 +385,7 @@ class _Run:
     # -- stage 1
     def stage1_key(self, v: Variant) -> dict:
         return {"kind": "stage 1", "config": asdict(stage1_config(v, self.budget, self.data)),
-                "data": self.data_text, "eval_images": self.budget.eval_images}
+                "restarts": self.budget.restarts, "data": self.data_text, "eval_images": self.budget.eval_images}
 
     def stage1(self, v: Variant) -> dict:
         if v.name in self.done:
@@ -388,14 +405,15 @@ class _Run:
         folder = self.out_dir / v.slug
         config = stage1_config(v, self.budget, self.data)
         self.log(f"  {v.name}: {v.description}; training {config.steps} steps")
-        result = train_or_reuse_stage1(config, folder, progress=self.progress, device=self.device)
+        result, negated, notes = self.train_stage1_guarded(config, folder)
         model = result.model.eval()
         per_image = score_images(lambda y: enhance(model, y).output, self.test_pairs, folder / "images")
         row = self.save({
             "variant": v.name, "group": "stage 1", "description": v.description, "key": _jsonable(key),
             **mean_scores(per_image), PARAMETERS: count_parameters(model),
             TRAIN_SECONDS: result.history["seconds"][-1] if result.history["seconds"] else 0.0,
-            INFERENCE_MS: self.time_model(model), "notes": "",
+            INFERENCE_MS: self.time_model(model), "notes": "; ".join(notes),
+            "seed": result.config.seed, "negated": negated,
             "settings": {"model": asdict(v.model), "loss_weights": list(v.loss_weights)},
             "per_image": per_image, "images": _images(folder, self.test_pairs),
             "checkpoint": str(result.checkpoint.relative_to(self.out_dir)),
@@ -404,6 +422,35 @@ class _Run:
         self.by_training[training] = row
         self.done[v.name] = row
         return row
+
+    def train_stage1_guarded(self, config: Stage1Config, folder: Path):
+        """Train (or continue) stage 1, restarting with another seed while the run falls
+        into the negated-image optimum (``Budget.restarts``). An interrupted run continues
+        with the attempt it had reached, so a long restarted run is never thrown away.
+
+        Returns (the result, the channels still negated at the end, notes for the table)."""
+        check_at = min(config.steps, NEGATION_CHECK_STEPS)
+        attempts = [replace(config, seed=config.seed + k * SEED_STRIDE) for k in range(self.budget.restarts + 1)]
+        checkpoint, log = folder / "stage1.pt", folder / "restarts.json"
+        reached = next((k for k, run in enumerate(attempts) if matching_run(checkpoint, run, STAGE1)), None)
+        notes: list[str] = json.loads(log.read_text()) if reached and log.exists() else []
+        for k, run in enumerate(attempts[reached or 0:], start=reached or 0):
+            resume = checkpoint if k == reached else None
+            early = train_stage1(run, folder, resume=resume, progress=self.progress, stop_at=check_at,
+                                 device=self.device)
+            negated = negated_channels(early.model, self.train_pairs[0])
+            if not negated or k == len(attempts) - 1:
+                break
+            notes.append(f"seed {run.seed}: {', '.join(negated)} negated at step {check_at}, restarted")
+            log.write_text(json.dumps(notes))
+            self.log(f"    seed {run.seed}: {', '.join(negated)} anti-correlated with the target at step "
+                     f"{check_at} (the negated-image optimum of -SSIM); restarting with seed "
+                     f"{run.seed + SEED_STRIDE}")
+        result = train_stage1(run, folder, resume=checkpoint, progress=self.progress, device=self.device)
+        final = negated_channels(result.model, self.train_pairs[0])
+        if final:
+            notes.append(f"{', '.join(final)} negated: anti-correlated with the target (see notebook 04)")
+        return result, final, notes
 
     # -- stage 2
     def shared_stage1(self) -> tuple[DRBN, dict]:

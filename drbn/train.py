@@ -25,6 +25,7 @@ from .checkpoint import (
 from .device import pick_device
 from .discriminator import QualityDiscriminator
 from .errors import DRBNError
+from .enhance import enhance
 from .evaluate import evaluate, mean_row
 from .losses import (
     FAKE_TARGETS, REAL_TARGETS, BandLoss, VGGPerceptualLoss, find_vgg16_weights, lsgan_loss,
@@ -115,6 +116,25 @@ def validate(model: DRBN, pairs, recomposer: Recomposer | None = None) -> tuple[
     row = mean_row(evaluate(model, pairs, recomposer))
     model.train(was_training)
     return float(row[PSNR]), float(row[SSIM])
+
+
+def negated_channels(model: DRBN, pair: datasets.Pair) -> str:
+    """The RGB channels ("R", "G", "B") of the model's output that are anti-correlated with
+    the target on ``pair``; "" when none is.
+
+    SSIM's luminance and structure terms both change sign with the output, so the -SSIM
+    loss has a local optimum at a channel's *negated* image (SSIM about 0.25 on the synthetic
+    set, against 1 for the image itself). A channel that starts out anti-correlated is
+    pushed there and stays: the output turns red or magenta. Introduced in notebooks/04.
+    """
+    output = enhance(model, pair.y).output.astype(np.float64)
+    target = pair.x.astype(np.float64)
+    names = ""
+    for c, name in enumerate("RGB"):
+        a, b = output[..., c].ravel(), target[..., c].ravel()
+        if a.std() > 0 and b.std() > 0 and np.corrcoef(a, b)[0, 1] < 0:
+            names += name
+    return names
 
 
 @dataclass

@@ -3,6 +3,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,9 @@ from drbn.experiments import (
     inference_ms, median_ms, read_results, run_experiments, stage1_config, stage2_config, variant,
 )
 from drbn.losses import BandLoss
-from drbn.model import DRBN, DRBNConfig, count_parameters
+from drbn.model import DRBN, BandOutputs, DRBNConfig, count_parameters
+from drbn.data import Pair
+from drbn.train import negated_channels, train_or_reuse_stage2, train_stage1
 
 UNIT = 139_417  # one recursion of the released model
 EXPECTED_PARAMETERS = {
@@ -111,29 +114,31 @@ SMALL = [variant("RBL-v1"), variant("RBL-v2"), variant("DRBN T=1")]
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Count the runner's calls of the training functions (they still train)."""
+    """Count the runs the runner starts from scratch, per stage (they still train)."""
     calls = {"stage1": 0, "stage2": 0}
 
-    def wrap(name, original):
-        def train(*args, **kwargs):
-            calls[name] += 1
-            return original(*args, **kwargs)
-        return train
+    def stage1(*args, **kwargs):
+        calls["stage1"] += kwargs.get("resume") is None
+        return train_stage1(*args, **kwargs)
 
-    monkeypatch.setattr(experiments, "train_or_reuse_stage1", wrap("stage1", experiments.train_or_reuse_stage1))
-    monkeypatch.setattr(experiments, "train_or_reuse_stage2", wrap("stage2", experiments.train_or_reuse_stage2))
+    def stage2(*args, **kwargs):
+        calls["stage2"] += 1
+        return train_or_reuse_stage2(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "train_stage1", stage1)
+    monkeypatch.setattr(experiments, "train_or_reuse_stage2", stage2)
     return calls
 
 
 def forbid_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a finished variant was trained again")
-    monkeypatch.setattr(experiments, "train_or_reuse_stage1", refuse)
+    monkeypatch.setattr(experiments, "train_stage1", refuse)
     monkeypatch.setattr(experiments, "train_or_reuse_stage2", refuse)
 
 
 def test_runner_trains_once_and_resumes_without_retraining(tmp_path, counted, monkeypatch):
-    tiny = budget("smoke", crop=16, timing_repeats=1)
+    tiny = budget("smoke", crop=16, timing_repeats=1, restarts=0)  # restarts: tested below
     rows = run_experiments(SMALL, tiny, out_dir=tmp_path, progress=False, baselines=[HistogramEqualization()])
     assert counted["stage1"] == 2  # DRBN T=1 is RBL-v2's configuration: trained once
     assert [r["variant"] for r in rows] == ["HE", "RBL-v1", "RBL-v2", "DRBN T=1"]
@@ -163,11 +168,11 @@ def test_runner_trains_once_and_resumes_without_retraining(tmp_path, counted, mo
 
 
 def test_runner_retrains_when_the_budget_changes(tmp_path, counted):
-    tiny = budget("smoke", crop=16, timing_repeats=0)
+    tiny = budget("smoke", crop=16, timing_repeats=0, restarts=0)
     run_experiments(SMALL[:1], tiny, out_dir=tmp_path, progress=False, baselines=[])
     run_experiments(SMALL[:1], tiny, out_dir=tmp_path, progress=False, baselines=[])
     assert counted["stage1"] == 1
-    longer = run_experiments(SMALL[:1], budget("smoke", crop=16, steps=3, timing_repeats=0),
+    longer = run_experiments(SMALL[:1], budget("smoke", crop=16, steps=3, timing_repeats=0, restarts=0),
                              out_dir=tmp_path, progress=False, baselines=[])
     assert counted["stage1"] == 2
     assert json.loads((tmp_path / "RBL-v1" / "result.json").read_text())["key"]["config"]["steps"] == 3
@@ -178,7 +183,7 @@ def test_runner_retrains_when_the_budget_changes(tmp_path, counted):
 def test_stage2_variants_share_one_stage1_and_resume(tmp_path, counted, monkeypatch):
     monkeypatch.setattr(experiments, "find_vgg16_weights", lambda *a, **k: None)
     chosen = [variant("stage-1 output"), variant("recomposed"), variant("recomposed, no perceptual")]
-    tiny = budget("smoke", crop=16)
+    tiny = budget("smoke", crop=16, restarts=0)
     rows = run_experiments(chosen, tiny, out_dir=tmp_path, progress=False, baselines=[])
     assert counted == {"stage1": 1, "stage2": 1}  # DRBN T=4 trained for them; no-perceptual shared
     assert (tmp_path / "DRBN-T-4" / "stage1.pt").exists()
@@ -188,3 +193,53 @@ def test_stage2_variants_share_one_stage1_and_resume(tmp_path, counted, monkeypa
     forbid_training(monkeypatch)
     again = run_experiments(chosen, tiny, out_dir=tmp_path, progress=False, baselines=[])
     assert [r[metrics.SSIM] for r in again] == [r[metrics.SSIM] for r in rows]
+
+
+# ----------------------------------------------------------------------------- negated channels
+class SignedIdentity(torch.nn.Module):
+    """A stand-in stage 1 whose output is its input with some channels' signs flipped."""
+
+    def __init__(self, signs):
+        super().__init__()
+        self.signs = torch.nn.Parameter(torch.tensor(signs, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, y):
+        out = y * self.signs
+        return BandOutputs(out, out[..., ::2, ::2], out[..., ::4, ::4])
+
+
+def test_negated_channels_names_the_anti_correlated_ones():
+    image = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    pair = Pair("p", image, image)
+    assert negated_channels(SignedIdentity([1, 1, 1]), pair) == ""
+    assert negated_channels(SignedIdentity([1, -1, -1]), pair) == "GB"
+    assert negated_channels(SignedIdentity([-0.5, 1, 1]), pair) == "R"
+
+
+def test_a_negated_run_is_restarted_with_another_seed(tmp_path, counted, monkeypatch):
+    verdicts = iter(["GB", "", ""])  # the first run is negated at its check, the restart is not
+    monkeypatch.setattr(experiments, "negated_channels", lambda model, pair: next(verdicts))
+    row = run_experiments(SMALL[:1], budget("smoke", crop=16, timing_repeats=0), out_dir=tmp_path,
+                          progress=False, baselines=[])[0]
+    assert counted["stage1"] == 2
+    assert row["seed"] == experiments.SEED_STRIDE and row["negated"] == ""
+    assert row["notes"] == "seed 0: G, B negated at step 2, restarted"
+    saved = torch.load(tmp_path / "RBL-v1" / "stage1.pt", weights_only=True)
+    assert saved["train_config"]["seed"] == experiments.SEED_STRIDE and saved["step"] == 2
+
+    # interrupted before it was scored: the restarted run is continued, not trained again
+    (tmp_path / "RBL-v1" / "result.json").unlink()
+    monkeypatch.setattr(experiments, "negated_channels", lambda model, pair: "")
+    again = run_experiments(SMALL[:1], budget("smoke", crop=16, timing_repeats=0), out_dir=tmp_path,
+                            progress=False, baselines=[])[0]
+    assert counted["stage1"] == 2
+    assert again["seed"] == experiments.SEED_STRIDE and again["notes"] == row["notes"]
+
+
+def test_without_restarts_a_negated_run_is_kept_and_flagged(tmp_path, counted, monkeypatch):
+    monkeypatch.setattr(experiments, "negated_channels", lambda model, pair: "B")
+    row = run_experiments(SMALL[:1], budget("smoke", crop=16, timing_repeats=0, restarts=0), out_dir=tmp_path,
+                          progress=False, baselines=[])[0]
+    assert counted["stage1"] == 1 and row["seed"] == 0
+    assert row["negated"] == "B" and "B negated" in row["notes"]
+    assert "B negated" in (tmp_path / "results.md").read_text()

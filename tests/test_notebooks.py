@@ -125,6 +125,15 @@ def executed(tmp_path_factory):
     return out, errors
 
 
+def record_of(executed, stem: str) -> dict:
+    """What notebook ``stem`` recorded in the shared run; skipped if it failed (reported
+    by test_notebook_runs_and_records)."""
+    out, errors = executed
+    if errors.get(stem) is not None:
+        pytest.skip(f"{stem} failed; reported by test_notebook_runs_and_records")
+    return load_record(out, stem)
+
+
 def load_record(out: Path, stem: str) -> dict:
     path = out / "records" / f"{stem}.json"
     assert path.is_file(), f"{stem} recorded no numbers (expected {path})"
@@ -146,50 +155,46 @@ def test_notebook_runs_and_records(executed, stem):
 
 @pytest.mark.slow
 def test_stage1_loss_falls(executed):
-    out, errors = executed
-    if errors.get("02_recursive_band_learning") is not None:
-        pytest.skip("02 failed; reported by test_notebook_runs_and_records")
-    values = load_record(out, "02_recursive_band_learning")
+    values = record_of(executed, "02_recursive_band_learning")
     assert values["stage1_parameters"] == 557_668
     assert values["fixed_batch_loss_after"] < values["fixed_batch_loss_before"]
     assert values["last_loss"] < values["first_loss"]
     assert values["train_seconds"] > 0
+    assert set(values["negated_channels"]) <= set("RGB")
 
 
 @pytest.mark.slow
 def test_stage2_records(executed):
-    out, errors = executed
-    if errors.get("03_band_recomposition") is not None:
-        pytest.skip("03 failed; reported by test_notebook_runs_and_records")
-    values = load_record(out, "03_band_recomposition")
+    values = record_of(executed, "03_band_recomposition")
     assert values["recomposer_parameters"] == 19_161
     assert values["discriminator_parameters"] == 4_691_329
     for key in ("stage1_test_psnr", "stage2_test_psnr", "stage1_test_ssim", "stage2_test_ssim"):
         assert math.isfinite(values[key]), key
-    assert (out / "runs" / "stage2" / "stage2.pt").is_file()
+    assert (executed[0] / "runs" / "stage2" / "stage2.pt").is_file()
 
 
 @pytest.mark.slow
 def test_ablation_records(executed):
-    """04 scored every variant and baseline under one budget; 05 drew from 04's results."""
+    """04 scored every variant and baseline under one budget."""
     from drbn.baselines import default_baselines
     from drbn.experiments import VARIANTS
 
-    out, errors = executed
-    if errors.get("04_ablations") is not None:
-        pytest.skip("04 failed; reported by test_notebook_runs_and_records")
-    values = load_record(out, "04_ablations")
+    values = record_of(executed, "04_ablations")
     assert values["rows"] == len(VARIANTS) + len(default_baselines())
     for v in VARIANTS:
         assert math.isfinite(values[f"psnr {v.name}"]) and 0 < values[f"ssim {v.name}"] <= 1, v.name
     assert values["budget"].startswith("stage 1: 2 steps")
     assert math.isfinite(values["seed_noise_psnr"]) and 0.1 <= values["best_gamma"] <= 1.0
-    header = (out / "runs" / "ablations" / "results.md").read_text().splitlines()
+    assert isinstance(values["restarted"], list) and isinstance(values["still_negated"], list)
+    header = (executed[0] / "runs" / "ablations" / "results.md").read_text().splitlines()
     assert header[0].startswith("Data: synthetic")
-    if errors.get("05_figures") is None:
-        figures = load_record(out, "05_figures")
-        assert figures["fallback"] == "" and figures["results_from"].endswith("ablations")
-        assert figures["models_from"].startswith("notebook 03")
+
+
+@pytest.mark.slow
+def test_figures_notebook_draws_from_the_earlier_runs(executed):
+    values = record_of(executed, "05_figures")
+    assert values["fallback"] == "" and values["results_from"].endswith("ablations")
+    assert values["models_from"].startswith("notebook 03")
 
 
 @pytest.mark.slow
