@@ -35,7 +35,7 @@ import torch
 from . import data as datasets
 from . import metrics
 from .baselines import Baseline, ReleasedDRBN, default_baselines
-from .checkpoint import load_stage1_any
+from .checkpoint import STAGE1, load_stage1_any
 from .device import DEVICE_HELP, device_of, pick_device, synchronize
 from .enhance import enhance, enhance_tensor
 from .errors import DRBNError
@@ -44,7 +44,6 @@ from .losses import find_vgg16_weights
 from .model import DRBN, DRBNConfig, count_parameters
 from .recompose import RecomposerConfig
 from .released import STAGE1_FILENAME, find_released, load_stage1
-from .checkpoint import STAGE1
 from .train import (
     Stage1Config, Stage2Config, matching_run, negated_channels, train_or_reuse_stage2, train_stage1,
 )
