@@ -8,29 +8,39 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from . import metrics
 from .data import Pair
 from .enhance import enhance
+from .images import write_image
 from .model import DRBN
 from .recompose import Recomposer
 
 COLUMNS = ("image", metrics.PSNR, metrics.SSIM, metrics.PSNR_RELEASED)
 
 
+def score_outputs(
+    apply: Callable[[np.ndarray], np.ndarray], pairs: Iterable[Pair], image_dir: str | os.PathLike | None = None
+) -> list[dict[str, float | str]]:
+    """One row per pair, in input order, with the three labelled scores of ``apply(pair.y)``
+    (any enhancer: a network, a baseline); with ``image_dir`` each output is saved as PNG."""
+    rows = []
+    for pair in pairs:
+        output = apply(pair.y)
+        if image_dir is not None:
+            write_image(Path(image_dir) / f"{pair.name}.png", output)
+        rows.append({"image": pair.name, **metrics.labelled(metrics.score(output, pair.high))})
+    return rows
+
+
 def evaluate(
     stage1: DRBN, pairs: Iterable[Pair], recomposer: Recomposer | None = None
 ) -> list[dict[str, float | str]]:
     """One row per pair, in input order, with the three labelled scores."""
-    rows = []
-    for pair in pairs:
-        low = pair.low.astype(np.float32) / 255.0
-        output = enhance(stage1, low, recomposer).output
-        rows.append({"image": pair.name, **metrics.labelled(metrics.score(output, pair.high))})
-    return rows
+    return score_outputs(lambda y: enhance(stage1, y, recomposer).output, pairs)
 
 
 def mean_row(rows: list[dict[str, float | str]]) -> dict[str, float | str]:

@@ -39,7 +39,7 @@ from .checkpoint import STAGE1, load_stage1_any
 from .device import DEVICE_HELP, device_of, pick_device, synchronize
 from .enhance import enhance, enhance_tensor
 from .errors import DRBNError
-from .images import write_image
+from .evaluate import score_outputs
 from .losses import find_vgg16_weights
 from .model import DRBN, DRBNConfig, count_parameters
 from .recompose import RecomposerConfig
@@ -266,18 +266,6 @@ def inference_ms(stage1: DRBN, recomposer=None, repeats: int = 3, size: tuple[in
     return median_ms(one_pass, repeats)
 
 
-def score_images(apply: Callable[[np.ndarray], np.ndarray], pairs: Sequence[datasets.Pair],
-                 image_dir: Path | None = None) -> list[dict[str, Any]]:
-    """One row per pair with the labelled scores (as ``drbn.evaluate``); outputs saved as PNG."""
-    rows = []
-    for pair in pairs:
-        output = apply(pair.y)
-        if image_dir is not None:
-            write_image(image_dir / f"{pair.name}.png", output)
-        rows.append({"image": pair.name, **metrics.labelled(metrics.score(output, pair.high))})
-    return rows
-
-
 def mean_scores(rows: list[dict[str, Any]]) -> dict[str, float]:
     return metrics.average([{c: r[c] for c in SCORES} for r in rows])
 
@@ -365,7 +353,7 @@ class _Run:
         b.fit(train_pairs)
         fit_seconds = time.perf_counter() - started
         folder = self.out_dir / slug(b.name)
-        per_image = score_images(b, self.test_pairs, folder / "images")
+        per_image = score_outputs(b, self.test_pairs, folder / "images")
         low = torch.rand(*TIMING_SIZE, 3, generator=torch.Generator().manual_seed(0)).numpy()
         released = isinstance(b, ReleasedDRBN)
         if released:  # timed where the kit's own networks are timed
@@ -406,7 +394,7 @@ class _Run:
         self.log(f"  {v.name}: {v.description}; training {config.steps} steps")
         result, negated, notes = self.train_stage1_guarded(config, folder)
         model = result.model.eval()
-        per_image = score_images(lambda y: enhance(model, y).output, self.test_pairs, folder / "images")
+        per_image = score_outputs(lambda y: enhance(model, y).output, self.test_pairs, folder / "images")
         row = self.save({
             "variant": v.name, "group": "stage 1", "description": v.description, "key": _jsonable(key),
             **mean_scores(per_image), PARAMETERS: count_parameters(model),
@@ -485,7 +473,7 @@ class _Run:
                 self.log(f"  {v.name}: done before, reused")
                 return row
             folder = self.out_dir / v.slug
-            per_image = score_images(lambda y: enhance(stage1, y).output, self.test_pairs, folder / "images")
+            per_image = score_outputs(lambda y: enhance(stage1, y).output, self.test_pairs, folder / "images")
             return self.save({
                 "variant": v.name, "group": "stage 2", "description": v.description, "key": _jsonable(key),
                 **mean_scores(per_image), PARAMETERS: count_parameters(stage1), TRAIN_SECONDS: 0.0,
@@ -511,7 +499,7 @@ class _Run:
         self.log(f"  {v.name}: {v.description}; training {config.steps} steps over {self.stage1_label()}")
         result = train_or_reuse_stage2(config, stage1, folder, progress=self.progress, device=self.device)
         recomposer = result.model.eval()
-        per_image = score_images(lambda y: enhance(stage1, y, recomposer).output, self.test_pairs,
+        per_image = score_outputs(lambda y: enhance(stage1, y, recomposer).output, self.test_pairs,
                                  folder / "images")
         row = self.save({
             "variant": v.name, "group": "stage 2", "description": v.description, "key": _jsonable(key),
