@@ -1,35 +1,34 @@
-"""Training and evaluation data: paired sets (LOL or the built-in synthetic set), unpaired
-low-light photos for stage 2, and seeded random patches.
+"""Every data set (LOL, synthetic, unpaired, high-quality) and seeded patches; introduced in notebooks/01_low_light_data.
 
-Paired data: ``load_pairs(None | "auto", split)`` gives the synthetic set from
-``drbn.synthetic``; ``load_pairs("path/to/LOL", split)`` reads LOL-v1 or LOL-v2, found by
-its folder layout. Images are kept as uint8 (a full LOL set is about 700 MB that way) and
-turned into float32 in [0, 1] only for the patches of a batch.
+Paired data: ``load_pairs("auto", split)`` reads the repository's ``data/LOL/`` when it
+holds a LOL data set, else builds the synthetic set (natural photos shipped with
+scikit-image and matplotlib, darkened by ``drbn.synthetic``'s camera model);
+``load_pairs("synthetic", split)`` always builds the synthetic set; ``load_pairs("path/to/LOL",
+split)`` reads LOL-v1 or LOL-v2, found by its folder layout. :func:`describe` names the
+data a value stands for, for every log and table. Images are kept as uint8 (a full LOL set
+is about 700 MB that way) and turned into float32 in [0, 1] only for the patches of a batch.
 
 Batches are drawn from a ``numpy.random.Generator`` that the caller makes from (seed, step),
 so any step can be replayed exactly and a training run resumes where it stopped.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
-from dataclasses import dataclass
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .errors import DRBNError
-from .images import list_images, read_image, to_uint8
-from .synthetic import (  # the built-in set, re-exported: drbn.data is the one place to get data
-    DEFAULT_VARIANTS,
-    high_quality_photos,
-    photo_sources,
-    synthetic_pairs,
-    synthetic_unpaired,
-)
+from .images import Pair, list_images, read_image, to_uint8
+from .synthetic import LowLightParams, darken
 
 SPLITS = ("train", "test")
+REPO = Path(__file__).resolve().parents[1]
+REPO_LOL = REPO / "data" / "LOL"  # found by data="auto"
 
 # Folder layouts, relative to the dataset root: split -> (low-light folder, normal-light folder).
 LOL_LAYOUTS = {
@@ -38,51 +37,12 @@ LOL_LAYOUTS = {
 }
 
 
-@dataclass
-class Pair:
-    """One training/evaluation pair: the low-light input y and its normal-light target x.
-
-    ``low`` and ``high`` are uint8 H x W x 3 RGB arrays of the same size.
-    """
-
-    name: str
-    low: np.ndarray
-    high: np.ndarray
-
-    def __post_init__(self):
-        for what, image in (("low-light", self.low), ("normal-light", self.high)):
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise DRBNError(
-                    f"pair '{self.name}': the {what} image must be a uint8 H x W x 3 array, got "
-                    f"{image.dtype} {image.shape}; convert it with drbn.images.to_uint8."
-                )
-        if self.low.shape != self.high.shape:
-            raise DRBNError(
-                f"pair '{self.name}': low-light image is {_size(self.low)} but normal-light image is "
-                f"{_size(self.high)}; a pair must have the same size: fix or remove this pair."
-            )
-
-    @property
-    def y(self) -> np.ndarray:
-        """The low-light input y as float32 in [0, 1]."""
-        return self.low.astype(np.float32) / 255.0
-
-    @property
-    def x(self) -> np.ndarray:
-        """The normal-light target x as float32 in [0, 1]."""
-        return self.high.astype(np.float32) / 255.0
-
-
-def _size(image: np.ndarray) -> str:
-    return f"{image.shape[0]}x{image.shape[1]} (HxW)"
-
-
 # ---------------------------------------------------------------------------------------
 # LOL on disk
 
 
-def _has_layout(folder: Path, layout: str) -> bool:
-    return all((folder / sub).is_dir() for pair in LOL_LAYOUTS[layout].values() for sub in pair)
+def _has_layout(folder: Path, layout: str, splits: tuple[str, ...] = SPLITS) -> bool:
+    return all((folder / sub).is_dir() for split in splits for sub in LOL_LAYOUTS[layout][split])
 
 
 def _layout_name(layout: str, folder: Path) -> str:
@@ -92,25 +52,26 @@ def _layout_name(layout: str, folder: Path) -> str:
     return layout
 
 
-def detect_lol(root: str | os.PathLike) -> tuple[str, Path]:
+def detect_lol(root: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> tuple[str, Path]:
     """Which LOL layout ``root`` holds: ('LOL-v1' | 'LOL-v2-real' | 'LOL-v2-synthetic', folder).
 
     ``root`` is the dataset folder itself, or a folder holding exactly one such dataset one
-    level down (e.g. the LOL-v2 folder whose only dataset is ``Real_captured``).
+    level down (e.g. the LOL-v2 folder whose only dataset is ``Real_captured``). Only the
+    sub-folders of ``splits`` must exist: ``("test",)`` accepts a LOL-v1 with only eval15/.
     """
     root = Path(root).expanduser()
     if not root.exists():
-        raise DRBNError(f"data folder not found: {root}; pass a LOL folder, or 'auto' for the synthetic set.")
+        raise DRBNError(f"data folder not found: {root}; pass a LOL folder, or 'synthetic' for the synthetic set.")
     if not root.is_dir():
-        raise DRBNError(f"data path {root} is a file; pass the LOL dataset folder, or 'auto' for the synthetic set.")
+        raise DRBNError(f"data path {root} is a file; pass the LOL dataset folder, or 'synthetic' for the synthetic set.")
     for layout in LOL_LAYOUTS:
-        if _has_layout(root, layout):
+        if _has_layout(root, layout, splits):
             return _layout_name(layout, root), root
     found = [
         (layout, child)
         for child in sorted(p for p in root.iterdir() if p.is_dir())
         for layout in LOL_LAYOUTS
-        if _has_layout(child, layout)
+        if _has_layout(child, layout, splits)
     ]
     if len(found) == 1:
         layout, child = found[0]
@@ -118,9 +79,9 @@ def detect_lol(root: str | os.PathLike) -> tuple[str, Path]:
     if len(found) > 1:
         names = ", ".join(str(child) for _, child in found)
         raise DRBNError(f"{root} holds several LOL datasets ({names}); pass one of them.")
-    for layout, splits in LOL_LAYOUTS.items():  # a partial layout: say what is missing
-        subs = [sub for pair in splits.values() for sub in pair]
-        if any((root / sub.split("/")[0]).is_dir() for sub in subs):
+    for layout, layout_splits in LOL_LAYOUTS.items():  # a partial layout: say what is missing
+        subs = [sub for split in splits for sub in layout_splits[split]]
+        if any((root / sub.split("/")[0]).is_dir() for pair in layout_splits.values() for sub in pair):
             missing = [sub for sub in subs if not (root / sub).is_dir()]
             raise DRBNError(
                 f"{root} looks like {layout} but lacks the sub-folders {', '.join(missing)}; "
@@ -155,17 +116,18 @@ def _names(paths: list[Path], limit: int = 5) -> str:
     return shown + (f", ... ({len(paths)} in all)" if len(paths) > limit else "")
 
 
-def find_lol(root: str | os.PathLike) -> dict[str, list[tuple[str, Path, Path]]]:
+def find_lol(root: str | os.PathLike, splits: tuple[str, ...] = SPLITS) -> dict[str, list[tuple[str, Path, Path]]]:
     """Match low-light and normal-light files of a LOL folder by name.
 
     Returns ``{'train': [(name, low_path, high_path), ...], 'test': [...]}``, sorted by name.
     LOL-v1 names are equal in both folders ('1.png'); LOL-v2-real prefixes them
     ('low00001.png' / 'normal00001.png'); both are matched on what follows the prefix.
     """
-    layout, folder = detect_lol(root)
+    layout, folder = detect_lol(root, splits)
     version = "LOL-v1" if layout == "LOL-v1" else "LOL-v2"
     found = {}
-    for split, (low_sub, high_sub) in LOL_LAYOUTS[version].items():
+    for split in splits:
+        low_sub, high_sub = LOL_LAYOUTS[version][split]
         low_dir, high_dir = folder / low_sub, folder / high_sub
         low = _keyed(list_images(low_dir, f"{layout} {split} low-light folder"), _LOW_PREFIX, str(low_dir))
         high = _keyed(list_images(high_dir, f"{layout} {split} normal-light folder"), _HIGH_PREFIX, str(high_dir))
@@ -190,23 +152,40 @@ def _natural_key(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _check_split(split: str) -> None:
+def _check_split(split: str) -> str:
     if split not in SPLITS:
         raise DRBNError(f"unknown split '{split}'; use 'train' or 'test'.")
-
-
-def _is_synthetic(data: str | os.PathLike | None) -> bool:
-    return data is None or (isinstance(data, str) and data == "auto")
+    return split
 
 
 def load_lol(root: str | os.PathLike, split: str, limit: int | None = None) -> list[Pair]:
     """Read the ``split`` pairs of a LOL folder as uint8 ``Pair``s (the first ``limit`` only, if given)."""
     _check_split(split)
-    entries = find_lol(root)[split][:limit]
+    entries = find_lol(root, (split,))[split][:limit]  # only this split's folders must exist
     return [
         Pair(name, to_uint8(read_image(low_path)), to_uint8(read_image(high_path)))
         for name, low_path, high_path in entries
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# Which paired data: "auto", "synthetic" or a LOL folder
+
+
+def resolve(data: str | os.PathLike | None) -> str | Path:
+    """``"synthetic"`` or the LOL folder that ``data`` stands for.
+
+    None or "auto": the repository's ``data/LOL/`` if it exists (it must then hold a LOL data
+    set), else the synthetic set; "synthetic": the synthetic set; anything else: a LOL folder.
+    """
+    if data is None or (isinstance(data, str) and data == "auto"):
+        if not REPO_LOL.exists():
+            return "synthetic"
+        detect_lol(REPO_LOL)  # a data/LOL/ that is not a LOL data set is an error, not a fallback
+        return REPO_LOL
+    if isinstance(data, str) and data == "synthetic":
+        return "synthetic"
+    return Path(data).expanduser()
 
 
 def load_pairs(
@@ -215,28 +194,165 @@ def load_pairs(
     *,
     seed: int = 0,
     variants: int | None = None,
-    params=None,
+    params: LowLightParams | None = None,
     limit: int | None = None,
 ) -> list[Pair]:
     """The paired set for ``split`` ('train' or 'test').
 
-    data: None or 'auto' -> the synthetic set (``drbn.synthetic.synthetic_pairs``; ``seed``,
-          ``variants`` and ``params`` apply to it); otherwise a LOL folder (see ``find_lol``).
+    data: "auto" (or None), "synthetic" or a LOL folder, see :func:`resolve`; ``seed``,
+          ``variants`` and ``params`` apply to the synthetic set (:func:`synthetic_pairs`).
     limit: keep only the first ``limit`` pairs (demo-sized runs).
     """
     _check_split(split)
-    if _is_synthetic(data):
+    source = resolve(data)
+    if source == "synthetic":
         pairs = synthetic_pairs(split, seed=seed, params=params, variants=DEFAULT_VARIANTS if variants is None else variants)
         return pairs[:limit]
-    return load_lol(data, split, limit=limit)
+    return load_lol(source, split, limit=limit)
 
 
 def describe(data: str | os.PathLike | None) -> str:
-    """One line naming the paired data, for tables and logs."""
-    if _is_synthetic(data):
+    """One line naming the paired data ``data`` stands for, for tables and logs."""
+    source = resolve(data)
+    if source == "synthetic":
         return f"synthetic ({photo_sources()} photos, darkened)"
-    layout, folder = detect_lol(data)
+    layout, folder = detect_lol(source, ("test",))  # a test-only folder is described too
     return f"{layout} at {folder}"
+
+
+# ---------------------------------------------------------------------------------------
+# The synthetic set: photos that ship with scikit-image and matplotlib, darkened
+
+# scikit-image (skimage.data) and matplotlib (sample_data) colour photos that ship with
+# the packages. Left out: greyscale, microscopy, medical, astronomy, drawings, and
+# motorcycle_right (the same scene as motorcycle_left).
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "grace_hopper")
+
+# Held out by source: a cat (fur, fine texture) and a cup of coffee (indoor still life, warm
+# light). Training sees people, a rocket and a motorcycle, never these scenes.
+TEST_PHOTOS = ("chelsea", "coffee")
+
+MAX_SIDE = 640  # longer photos are downscaled to this long side
+DEFAULT_VARIANTS = 8  # darkenings per training photo
+TEST_SEED = 2020  # the test darkenings are fixed: every run is scored on the same images
+
+
+def _load_photo(name: str) -> np.ndarray:
+    """One source photo as float32 H x W x 3 in [0, 1], as shipped."""
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        return read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    import skimage.data
+
+    if name == "motorcycle_left":
+        photo = skimage.data.stereo_motorcycle()[0]
+    else:
+        photo = getattr(skimage.data, name)()
+    return photo.astype(np.float32) / 255.0
+
+
+def _fit(photo: np.ndarray) -> np.ndarray:
+    """Downscale to a long side of at most MAX_SIDE, crop H and W to multiples of 4, and
+    round to 8 bits (the target x is then exactly what an 8-bit file holds)."""
+    h, w = photo.shape[:2]
+    if max(h, w) > MAX_SIDE:
+        from skimage.transform import resize
+
+        scale = MAX_SIDE / max(h, w)
+        shape = (round(h * scale), round(w * scale))
+        photo = resize(photo, shape, order=1, anti_aliasing=True, preserve_range=True)
+    h, w = photo.shape[:2]
+    photo = photo[: h - h % 4, : w - w % 4]
+    return to_uint8(photo).astype(np.float32) / 255.0
+
+
+def photo_names() -> tuple[str, ...]:
+    """Names of the photos; the same on every machine, so every run sees the same data."""
+    return PHOTOS
+
+
+def photo_sources() -> str:
+    """The packages the photos come from."""
+    return "scikit-image/matplotlib"
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    photo = _fit(_load_photo(name))
+    photo.setflags(write=False)  # cached and shared: never modified in place
+    return photo
+
+
+def natural_photos(split: str | None = None) -> list[tuple[str, np.ndarray]]:
+    """The source photos as (name, float32 H x W x 3 in [0, 1]); all, or one split's.
+
+    Long side at most 640, H and W multiples of 4. Arrays are cached and read-only.
+    """
+    names = photo_names()
+    if split is not None:
+        names = tuple(n for n in names if (n in TEST_PHOTOS) == (_check_split(split) == "test"))
+    return [(name, _photo(name)) for name in names]
+
+
+def high_quality_photos() -> list[tuple[str, np.ndarray]]:
+    """Well-exposed photos for stage 2's quality discriminator (the role of the authors'
+    AVA high-score set): the training-split photos, as (name, uint8 H x W x 3)."""
+    return [(name, to_uint8(photo)) for name, photo in natural_photos("train")]
+
+
+def synthetic_pairs(
+    split: str, seed: int = 0, params: LowLightParams | None = None, variants: int = DEFAULT_VARIANTS
+) -> list[Pair]:
+    """The synthetic paired set for ``split``.
+
+    train: ``variants`` darkenings of each training photo, named '<photo>_<i>', drawn from
+           ``seed``.
+    test:  one darkening of each TEST_PHOTOS photo, named '<photo>', always drawn from
+           TEST_SEED (``seed`` and ``variants`` are ignored), so every run is scored on the
+           same images.
+    Each image's generator is keyed by (seed, photo name, variant): adding a photo leaves
+    the others' darkenings unchanged.
+    """
+    _check_split(split)
+    if seed < 0:
+        raise DRBNError(f"seed must be a non-negative integer, got {seed}.")
+    if variants < 1:
+        raise DRBNError(f"variants must be at least 1, got {variants}.")
+    if split == "test":
+        seed, variants = TEST_SEED, 1
+    if params is None:  # the default set is the same every time: darken it once per process
+        return list(_default_pairs(split, seed, variants))
+    return _make_pairs(split, seed, params, variants)
+
+
+@functools.lru_cache(maxsize=8)
+def _default_pairs(split: str, seed: int, variants: int) -> tuple[Pair, ...]:
+    pairs = tuple(_make_pairs(split, seed, None, variants))
+    for pair in pairs:  # cached and shared: never modified in place
+        pair.low.setflags(write=False)
+        pair.high.setflags(write=False)
+    return pairs
+
+
+def _make_pairs(split: str, seed: int, params: LowLightParams | None, variants: int) -> list[Pair]:
+    pairs = []
+    for name, photo in natural_photos(split):
+        high = to_uint8(photo)
+        for i in range(variants):
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), i])
+            low = to_uint8(darken(photo, rng, params))
+            pairs.append(Pair(name if split == "test" else f"{name}_{i}", low, high))
+    return pairs
+
+
+def synthetic_unpaired(
+    seed: int = 1, params: LowLightParams | None = None, variants: int = DEFAULT_VARIANTS
+) -> list[tuple[str, np.ndarray]]:
+    """Low-light images without targets for stage 2's quality term, as (name, uint8 H x W x 3):
+    darkenings of the training photos drawn from a seed other than the paired set's, so
+    the unpaired set never touches a test scene."""
+    return [(p.name, p.low) for p in synthetic_pairs("train", seed=seed, params=params, variants=variants)]
 
 
 # ---------------------------------------------------------------------------------------

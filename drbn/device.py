@@ -1,7 +1,4 @@
-"""Where the networks run: the CPU of a laptop or a GPU, chosen once by name.
-
-Introduced in notebooks/00_setup_check.
-"""
+"""Where the networks run: the CPU of a laptop or a GPU, chosen once by name; introduced in notebooks/00_setup_check."""
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,4 @@
-"""The quality discriminator of stage 2, used only in training.
-
-Introduced in notebooks/03_band_recomposition.
-"""
+"""The quality discriminator of stage 2, used only in training; introduced in notebooks/03_band_recomposition."""
 from __future__ import annotations
 
 import torch

@@ -1,10 +1,14 @@
-"""Reading, writing and listing images, with a clear message for every predictable mistake.
+"""Image I/O, the one pair of converters, and the ``Pair`` (y, x); introduced in notebooks/01_low_light_data.
 
-Images inside the kit are float32 numpy arrays, H x W x 3, RGB, in [0, 1].
+Images inside the kit are float32 numpy arrays, H x W x 3, RGB, in [0, 1]; a data set keeps
+them as uint8 (a ``Pair``) and the networks take 1 x 3 x H x W float32 tensors
+(:func:`to_tensor` and back with :func:`to_image`). Every predictable mistake is a
+``DRBNError`` with a clear message.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return np.repeat(np.clip(gray, 0, 1)[..., None], 3, axis=2).astype(np.float32)
     if img.mode == "F":
         gray = np.asarray(img, dtype=np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(gray)))
+        if bad:  # a NaN max would turn the whole image black
+            raise DRBNError(f"{path} holds {bad} pixel(s) that are not finite (NaN or infinite); "
+                            "fix or remove that file.")
         gray = gray / max(float(gray.max()), 1.0)
         return np.repeat(np.clip(gray, 0, 1)[..., None], 3, axis=2).astype(np.float32)
     rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
@@ -46,7 +54,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Clamp to [0, 1] and round to 8 bits: what gets saved, displayed and scored."""
+    """Clamp to [0, 1] and round to 8 bits: what gets saved, displayed and scored (uint8
+    arrays pass through unchanged)."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
     return np.clip(np.rint(np.clip(image, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -54,8 +66,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an H x W x 3 float image in [0, 1] (or uint8) as an 8-bit PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = image if image.dtype == np.uint8 else to_uint8(image)
-    Image.fromarray(data).save(path)
+    Image.fromarray(to_uint8(image)).save(path)
     return path
 
 
@@ -75,12 +86,66 @@ def list_images(folder: str | os.PathLike, what: str = "image folder") -> list[P
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """H x W x 3 array -> 1 x 3 x H x W float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+    """H x W x 3 array (float, or uint8 divided by 255) -> 1 x 3 x H x W float32 tensor."""
+    array = np.asarray(image)
+    array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)[None]
 
 
-def to_image(tensor: torch.Tensor) -> np.ndarray:
-    """1 x 3 x H x W (or 3 x H x W) tensor -> H x W x 3 float32 array (no clamp)."""
-    if tensor.dim() == 4:
-        tensor = tensor[0]
-    return tensor.detach().float().cpu().permute(1, 2, 0).contiguous().numpy()
+def to_image(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A tensor (1 x C x H x W, C x H x W or H x W) or an array (H x W x C or H x W; uint8 is
+    divided by 255) -> H x W x C (or H x W) float32 array, NOT clamped: signed bands stay signed."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu()
+        if x.dim() == 4:
+            x = x[0]
+        if x.dim() == 3:
+            x = x.permute(1, 2, 0)
+        return x.contiguous().numpy()
+    array = np.asarray(x)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    return array.astype(np.float32, copy=False)
+
+
+# ---------------------------------------------------------------------------------------
+# A training/evaluation pair
+
+
+@dataclass
+class Pair:
+    """One training/evaluation pair: the low-light input y and its normal-light target x.
+
+    ``low`` and ``high`` are uint8 H x W x 3 RGB arrays of the same size.
+    """
+
+    name: str
+    low: np.ndarray
+    high: np.ndarray
+
+    def __post_init__(self):
+        for what, image in (("low-light", self.low), ("normal-light", self.high)):
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise DRBNError(
+                    f"pair '{self.name}': the {what} image must be a uint8 H x W x 3 array, got "
+                    f"{image.dtype} {image.shape}; convert it with drbn.images.to_uint8."
+                )
+        if self.low.shape != self.high.shape:
+            raise DRBNError(
+                f"pair '{self.name}': low-light image is {_size(self.low)} but normal-light image is "
+                f"{_size(self.high)}; a pair must have the same size: fix or remove this pair."
+            )
+
+    @property
+    def y(self) -> np.ndarray:
+        """The low-light input y as float32 in [0, 1]."""
+        return self.low.astype(np.float32) / 255.0
+
+    @property
+    def x(self) -> np.ndarray:
+        """The normal-light target x as float32 in [0, 1]."""
+        return self.high.astype(np.float32) / 255.0
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[0]}x{image.shape[1]} (HxW)"

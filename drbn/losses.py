@@ -1,7 +1,7 @@
-"""The training losses of DRBN: SSIM band loss (stage 1), VGG perceptual loss and LSGAN (stage 2).
+"""The training losses of DRBN; introduced in notebooks/02_recursive_band_learning and notebooks/03_band_recomposition.
 
-Introduced in notebooks/02_recursive_band_learning (SSIM, band loss) and
-notebooks/03_band_recomposition (perceptual and adversarial losses).
+SSIM and the band loss (stage 1) in notebook 02; the VGG perceptual loss and LSGAN (stage 2)
+in notebook 03.
 
 Bands are named as in ``drbn.model``: ``full`` is the paper's x̂_s3, ``half`` x̂_s2,
 ``quarter`` x̂_s1.

@@ -1,16 +1,23 @@
-"""Image-quality metrics, with their conventions written down.
-
-Introduced in notebooks/02_recursive_band_learning.
+"""Image-quality metrics keyed by short names, conventions written down; introduced in notebooks/01_low_light_data.
 
 Every metric is computed on 8-bit RGB: a float output in [0, 1] is clamped and rounded to
 0..255 first (``drbn.images.to_uint8``), as a saved PNG would be, then scored in float64
-with data range 255.
+with data range 255. :func:`score` returns the four values of one image under short keys
+(column labels for tables and figures live in ``drbn.results.LABELS``, nowhere else):
 
-- PSNR (full image): the headline, as later papers report it.
-- SSIM (full image): Gaussian window 11x11, σ = 1.5, population covariance, per RGB channel
-  then averaged (Wang et al. 2004, skimage's ``gaussian_weights=True`` setting).
-- PSNR (10-px border shaved, as released): the authors' test script shaves 10 pixels from
-  every side before PSNR, a leftover of its super-resolution ancestry. It has no SSIM.
+- ``psnr``: PSNR over the full image, the headline, as later papers report it.
+- ``ssim``: SSIM over the full image: Gaussian window 11x11, σ = 1.5, population
+  covariance, per RGB channel then averaged (Wang et al. 2004, skimage's
+  ``gaussian_weights=True`` setting).
+- ``psnr_shave10``: PSNR with 10 pixels shaved from every side, as the authors' test
+  script reports it (a leftover of its super-resolution ancestry). It has no SSIM.
+- ``psnr_gtmean``: PSNR after the GT-mean gain, which later low-light papers report to
+  take overall brightness out of the comparison. Exactly: the output, as float in [0, 1]
+  (uint8 divided by 255, floats clamped to [0, 1]), is multiplied by one scalar gain
+  g = mean(x) / mean(output), both means over all pixels and all three channels of the
+  8-bit target x read as [0, 1]; the result is clamped to [0, 1] and scored as ``psnr``
+  (8-bit, full image). An all-black output (mean 0) is scored unscaled. Some codes take
+  the means of a greyscale conversion instead; this kit uses the RGB mean.
 
 Identical images have PSNR = inf (zero error). It is returned as inf, not capped, so a
 mean over images that includes one is inf too: that is a sign the output is the target.
@@ -26,23 +33,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from .errors import DRBNError
 from .images import to_uint8
 
-PSNR = "PSNR (full image)"
-SSIM = "SSIM (full image)"
-PSNR_RELEASED = "PSNR (10-px border shaved, as released)"
-LABELS = {"psnr": PSNR, "ssim": SSIM, "psnr_released": PSNR_RELEASED}  # key -> column name
-
-RELEASED_SHAVE = 10
-
-
-def as_uint8(image: np.ndarray) -> np.ndarray:
-    """uint8 arrays pass through; float images in [0, 1] are clamped and rounded."""
-    image = np.asarray(image)
-    return image if image.dtype == np.uint8 else to_uint8(image)
+KEYS = ("psnr", "ssim", "psnr_shave10", "psnr_gtmean")  # what score() returns, in order
+RELEASED_SHAVE = 10  # pixels per side the authors' test script shaves before PSNR
 
 
 def check_pair(output: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both images as uint8 H x W x 3, or a DRBNError naming both shapes."""
-    output, target = as_uint8(output), as_uint8(target)
+    output, target = to_uint8(output), to_uint8(target)
     if output.shape != target.shape:
         raise DRBNError(
             f"cannot score images of different shapes: output {output.shape}, target "
@@ -87,13 +84,34 @@ def ssim(output: np.ndarray, target: np.ndarray) -> float:
     )
 
 
+def _as_float(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    return image.astype(np.float64) / 255.0 if image.dtype == np.uint8 else image.astype(np.float64)
+
+
+def gtmean_gain(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The output scaled so that its mean equals the target's, clamped to [0, 1] (float64):
+    the GT-mean gain of the module docstring, applied before ``psnr_gtmean`` is scored."""
+    output = np.clip(_as_float(output), 0.0, 1.0)
+    target = to_uint8(target).astype(np.float64) / 255.0
+    mean = output.mean()
+    return output if mean == 0 else np.clip(output * (target.mean() / mean), 0.0, 1.0)
+
+
+def psnr_gtmean(output: np.ndarray, target: np.ndarray) -> float:
+    """PSNR on 8-bit RGB after the GT-mean gain (:func:`gtmean_gain`)."""
+    check_pair(output, target)
+    return psnr(gtmean_gain(output, target), target)
+
+
 def score(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """All three metrics of one image: ``{'psnr', 'ssim', 'psnr_released'}`` (see LABELS)."""
-    output, target = check_pair(output, target)
+    """The four metrics of one image: ``{'psnr', 'ssim', 'psnr_shave10', 'psnr_gtmean'}``."""
+    quantised, target = check_pair(output, target)
     return {
-        "psnr": psnr(output, target),
-        "ssim": ssim(output, target),
-        "psnr_released": psnr(output, target, shave=RELEASED_SHAVE),
+        "psnr": psnr(quantised, target),
+        "ssim": ssim(quantised, target),
+        "psnr_shave10": psnr(quantised, target, shave=RELEASED_SHAVE),
+        "psnr_gtmean": psnr_gtmean(output, target),
     }
 
 
@@ -103,8 +121,3 @@ def average(scores: Iterable[Mapping[str, float]]) -> dict[str, float]:
     if not scores:
         raise DRBNError("no scores to average: score at least one image first.")
     return {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
-
-
-def labelled(scores: Mapping[str, float]) -> dict[str, float]:
-    """The same numbers keyed by their table column names (PSNR, SSIM, PSNR_RELEASED)."""
-    return {LABELS.get(key, key): value for key, value in scores.items()}

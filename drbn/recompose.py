@@ -1,7 +1,4 @@
-"""Stage 2 of DRBN: band decomposition and recomposition.
-
-Introduced in notebooks/03_band_recomposition.
-"""
+"""Stage 2 of DRBN: band decomposition and recomposition; introduced in notebooks/03_band_recomposition."""
 from __future__ import annotations
 
 from dataclasses import dataclass

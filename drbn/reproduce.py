@@ -1,42 +1,88 @@
-"""Run the notebooks in order with papermill: ``python -m drbn.reproduce [--preset cpu]``.
+"""Running the notebooks in order with papermill (``python -m drbn reproduce``); introduced in notebooks/00_setup_check.
 
-Executed notebooks go to ``OUT/notebooks/``, figures to ``OUT/figures/``, and the numbers
+``python -m drbn.reproduce [--preset cpu]`` is an alias of ``python -m drbn reproduce``.
+The notebooks come with a clone of the repository, not with an installed package: they
+are found in ``<repository>/notebooks``. Executed notebooks go to ``OUT/notebooks/``, figures to ``OUT/figures/``, and the numbers
 each notebook recorded (with :func:`record`) to ``OUT/summary.json`` and ``OUT/summary.md``.
 A failing notebook does not stop the others; the exit status is non-zero at the end.
 """
 from __future__ import annotations
 
-import argparse
 import ast
-import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .errors import DRBNError
+from .results import read_json, write_json, write_text_atomic
+from .runs import check_output_folder
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 PRESETS = ("smoke", "cpu", "paper")
+# Parameters that name a file or folder unless they hold one of these words.
+PATH_PARAMETERS = {"DATA": ("auto", "synthetic"), "HQ": ("auto",), "UNPAIRED": ("auto", "test"),
+                   "WEIGHTS": ("auto", "ours")}
 
 
 def record(out: str | os.PathLike, notebook: str, values: dict[str, Any]) -> Path:
     """Merge ``values`` into ``OUT/records/<notebook>.json`` (what the summary reports)."""
     path = Path(out) / "records" / f"{notebook}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    current = json.loads(path.read_text()) if path.exists() else {}
+    current = read_json(path, "notebook record") if path.exists() else {}
     current.update(values)
-    path.write_text(json.dumps(current, indent=2, default=float))
-    return path
+    return write_json(path, current)
 
 
 def notebook_paths(folder: Path = NOTEBOOKS, only: list[str] | None = None) -> list[Path]:
-    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        paths = [p for p in paths if any(name in p.stem for name in only)]
-        if not paths:
-            raise SystemExit(f"no notebook matches {only}; available: {[p.stem for p in sorted(folder.glob('[0-9][0-9]_*.ipynb'))]}")
+    """The numbered notebooks in ``folder`` (those whose name contains one of ``only``)."""
+    folder = Path(folder)
+    available = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not available:
+        raise DRBNError(
+            f"no notebooks in {folder}: they come with a clone of the repository, not with the "
+            "installed package; run this from a clone (git clone, then pip install -e .)."
+        )
+    paths = [p for p in available if any(name in p.stem for name in only)] if only else available
+    if not paths:
+        raise DRBNError(f"no notebook matches {only}; choose from {', '.join(p.stem for p in available)}.")
     return paths
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """The names the notebook's ``parameters`` cell assigns (read with ``ast``, which also
+    takes the lines papermill.inspect_notebook cannot parse, e.g. a quote in a comment)."""
+    import nbformat
+
+    names: set[str] = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.walk(ast.parse(cell.source)):
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def check_parameters(paths: list[Path], params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` checked before any notebook runs: each name is a parameter of at least one
+    of the notebooks, and a path parameter names a path that exists (made absolute, since
+    the notebooks run in their own folder)."""
+    known = set().union(*(notebook_parameters(p) for p in paths))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise DRBNError(f"unknown notebook parameter {', '.join(unknown)}; the notebooks take "
+                        f"{', '.join(sorted(known))}.")
+    checked = dict(params)
+    for name, words in PATH_PARAMETERS.items():
+        value = params.get(name)
+        if isinstance(value, str) and value not in words:
+            path = Path(value).expanduser()
+            if not path.exists():
+                raise DRBNError(f"-p {name} {value}: not found; pass an existing path or one of "
+                                f"{', '.join(repr(w) for w in words)}.")
+            checked[name] = str(path.resolve())
+    return checked
 
 
 def parse_value(text: str) -> Any:
@@ -60,9 +106,8 @@ def failed_cell(executed: Path) -> str:
 
 
 def write_summary(out: Path, runs: list[dict[str, Any]], preset: str) -> None:
-    records = {p.stem: json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))}
-    summary = {"preset": preset, "runs": runs, "records": records}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    records = {p.stem: read_json(p, "notebook record") for p in sorted((out / "records").glob("*.json"))}
+    write_json(out / "summary.json", {"preset": preset, "runs": runs, "records": records})
     lines = [f"# DRBN reproduction summary (preset `{preset}`)", "",
              "| notebook | status | seconds |", "|---|---|---|"]
     lines += [f"| {r['notebook']} | {r['status']} | {r['seconds']:.0f} |" for r in runs]
@@ -70,19 +115,21 @@ def write_summary(out: Path, runs: list[dict[str, Any]], preset: str) -> None:
         lines += ["", f"## {name}", ""]
         lines += [f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
                   for key, value in values.items()]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
 def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, Any] | None = None,
         out: str | os.PathLike = "outputs", notebooks: Path = NOTEBOOKS) -> int:
     """Execute the notebooks; return the number that failed."""
-    import papermill
+    import papermill  # optional dependency: the [notebooks] and [dev] extras
 
-    out = Path(out).resolve()
+    paths = notebook_paths(notebooks, only)  # first, so a wheel install fails before any work
+    params = check_parameters(paths, params or {})
+    out = check_output_folder(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, **(params or {})}
     runs = []
-    for path in notebook_paths(notebooks, only):
+    for path in paths:
         executed = out / "notebooks" / path.name
         print(f"== {path.stem} ({preset})", flush=True)
         started = time.perf_counter()
@@ -105,17 +152,7 @@ def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, An
     return len(failures)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drbn.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="cpu", choices=PRESETS)
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only notebooks whose name contains NAME")
-    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
-                        help="a notebook parameter, e.g. -p DATA /data/LOL")
-    parser.add_argument("--out", default="outputs")
-    args = parser.parse_args(argv)
-    params = {key: parse_value(value) for key, value in args.p}
-    return 1 if run(args.preset, args.only, params, args.out) else 0
+if __name__ == "__main__":  # python -m drbn.reproduce: an alias of python -m drbn reproduce
+    from drbn.cli import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["reproduce", *sys.argv[1:]]))

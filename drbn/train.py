@@ -1,6 +1,7 @@
-"""Training loops for stage 1 (recursive band learning) and stage 2 (band recomposition).
+"""Training presets and loops for both stages; introduced in notebooks/02 (stage 1) and 03 (stage 2).
 
-Introduced in notebooks/02_recursive_band_learning and notebooks/03_band_recomposition.
+One preset table per stage (``STAGE1_PRESETS``, ``STAGE2_PRESETS``: ``smoke``, ``cpu``,
+``paper``); other budgets (the ablation runner's) are derived from these by name.
 
 Every random draw of step k comes from generators seeded with (seed, k), so a run that is
 stopped and resumed from a checkpoint takes exactly the same steps as one that is not.
@@ -19,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as datasets
-from .checkpoint import (
+from .weights import (
     STAGE1, STAGE2, check_kind, load_state_strict, read_weights_file, save_checkpoint,
 )
 from .device import pick_device
@@ -27,13 +28,14 @@ from .discriminator import QualityDiscriminator
 from .errors import DRBNError
 from .enhance import enhance
 from .evaluate import evaluate, mean_row
+from .images import Pair
 from .losses import (
     FAKE_TARGETS, REAL_TARGETS, BandLoss, VGGPerceptualLoss, find_vgg16_weights, lsgan_loss,
     ssim, uniform_targets,
 )
-from .metrics import PSNR, SSIM
 from .model import DRBN, DRBNConfig
 from .recompose import Recomposer, RecomposerConfig, decompose
+from .runs import check_settings, continued_config
 
 # A loss above this (or NaN/inf) means the run has diverged: -SSIM losses live in [-3, 3].
 DIVERGED = 1e4
@@ -51,7 +53,7 @@ class Stage1Config:
     lr_halve_at: float = 2 / 3  # fraction of ``steps`` after which lr is halved
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # full, half, quarter
     seed: int = 0
-    data: str = "auto"  # "auto" = the synthetic set, else a LOL folder
+    data: str = "auto"  # "auto", "synthetic" or a LOL folder (drbn.data.resolve)
     eval_every: int = 5_000
     checkpoint_every: int = 5_000
     max_eval_images: int = 15
@@ -94,7 +96,7 @@ def check_finite(loss: float, step: int, last_checkpoint: Path | None) -> None:
     kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
     raise DRBNError(
         f"training diverged at step {step} (loss {loss}); {kept}. Lower the learning rate "
-        "or resume from that checkpoint with another seed."
+        "or start again with another seed (--overwrite keeps the old checkpoint aside)."
     )
 
 
@@ -115,10 +117,10 @@ def validate(model: DRBN, pairs, recomposer: Recomposer | None = None) -> tuple[
     model.eval()
     row = mean_row(evaluate(model, pairs, recomposer))
     model.train(was_training)
-    return float(row[PSNR]), float(row[SSIM])
+    return float(row["psnr"]), float(row["ssim"])
 
 
-def negated_channels(model: DRBN, pair: datasets.Pair) -> str:
+def negated_channels(model: DRBN, pair: Pair) -> str:
     """The RGB channels ("R", "G", "B") of the model's output that are anti-correlated with
     the target on ``pair``; "" when none is.
 
@@ -139,10 +141,14 @@ def negated_channels(model: DRBN, pair: datasets.Pair) -> str:
 
 @dataclass
 class TrainResult:
+    """What a training call leaves: the network (eval mode), its history, the checkpoint,
+    the configuration it trained with, and ``notes`` on what was switched off and why."""
+
     model: torch.nn.Module
     history: dict[str, list]
     checkpoint: Path
     config: Any
+    notes: list[str] = field(default_factory=list)
 
 
 def train_stage1(
@@ -164,9 +170,11 @@ def train_stage1(
     checkpoint_path = out_dir / "stage1.pt"
     device = pick_device(device)
     payload = None
-    if resume is not None:
+    check_settings(config)  # a NaN setting is refused here, never reported as divergence
+    if resume is not None:  # continue the saved run: only ``steps`` may differ from it
         payload = check_kind(read_weights_file(resume), STAGE1, resume)
-        config = config_from_dict(Stage1Config, payload["train_config"])
+        config = continued_config(config_from_dict(Stage1Config, payload["train_config"]), config,
+                                  payload["step"], resume)
     torch.manual_seed(config.seed)
     model = DRBN(config.model)
     if payload is not None:
@@ -241,7 +249,7 @@ class Stage2Config:
     perceptual_weight: float = 1.0  # set to 0 (and recorded) when no VGG16 weights exist
     ssim_weight: float = 1.0
     seed: int = 0
-    data: str = "auto"  # paired set: "auto" = synthetic, else a LOL folder
+    data: str = "auto"  # paired set: "auto", "synthetic" or a LOL folder (drbn.data.resolve)
     unpaired: str = "auto"  # "auto" = synthetic low-light images of train photos, "test" = the
     # paired test split's low images (the authors' choice), else a folder of low-light photos
     high_quality: str = "auto"  # "auto" = the photos installed packages ship, else a folder
@@ -251,7 +259,6 @@ class Stage2Config:
     checkpoint_every: int = 1_000
     max_eval_images: int = 15
     recomposer: RecomposerConfig = field(default_factory=RecomposerConfig)
-    notes: list[str] = field(default_factory=list)
 
 
 STAGE2_PRESETS = {
@@ -265,7 +272,7 @@ def stage2_preset(name: str, **overrides: Any) -> Stage2Config:
     """A preset by name with some fields replaced; ``adv_weight=1.0`` is the other-datasets setting."""
     if name not in STAGE2_PRESETS:
         raise DRBNError(f"unknown preset {name!r}; choose one of {', '.join(STAGE2_PRESETS)}.")
-    return replace(STAGE2_PRESETS[name], notes=[], **overrides)
+    return replace(STAGE2_PRESETS[name], **overrides)
 
 
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
@@ -312,22 +319,29 @@ def train_stage2(
     checkpoint_path = out_dir / "stage2.pt"
     device = pick_device(device)
     payload = None
+    check_settings(config)
     if resume is not None:
         payload = check_kind(read_weights_file(resume), STAGE2, resume)
-        config = config_from_dict(Stage2Config, payload["requested_config"])
+        config = continued_config(config_from_dict(Stage2Config, payload["requested_config"]), config,
+                                  payload["step"], resume, halve_at=None)
     requested = config  # before any switch-off below, so a resumed run decides the same way
     stage1 = freeze(stage1)
 
     # The perceptual term needs ImageNet VGG16 weights: without them it is switched off, once, loudly.
+    # The run's notes go into the checkpoint and the TrainResult, never into the config.
     vgg_path = find_vgg16_weights(config.vgg_weights) if config.perceptual_weight > 0 else None
-    perceptual = None
+    if vgg_path is None and config.vgg_weights is not None and config.perceptual_weight > 0:
+        # only the automatic lookup may fall back; a wrong explicit path is a mistake
+        raise DRBNError(f"VGG16 weights not found: {config.vgg_weights}; check the --vgg-weights path "
+                        "(or leave it out to use DRBN_VGG16_WEIGHTS or torchvision's cache).")
+    perceptual, notes = None, []
     if vgg_path is not None:
         perceptual = VGGPerceptualLoss(vgg_path, normalize=config.vgg_normalize)
     elif config.perceptual_weight > 0:
-        note = ("no ImageNet VGG16 weights found: perceptual loss weight set to 0 "
-                "(pass vgg_weights or set DRBN_VGG16_WEIGHTS to use it)")
-        print(f"drbn: {note}")
-        config = replace(config, perceptual_weight=0.0, notes=[*config.notes, note])
+        notes.append("no ImageNet VGG16 weights found: perceptual loss weight set to 0 "
+                     "(pass vgg_weights or set DRBN_VGG16_WEIGHTS to use it)")
+        print(f"drbn: {notes[-1]}")
+        config = replace(config, perceptual_weight=0.0)
 
     torch.manual_seed(config.seed)
     recomposer = Recomposer(config.recomposer)
@@ -362,7 +376,7 @@ def train_stage2(
             "requested_config": asdict(requested),
             "optimizer": opt_r.state_dict(), "optimizer_discriminator": opt_d.state_dict(),
             "stage1": stage1.state_dict(), "stage1_config": asdict(stage1.config),
-            "step": step, "history": history,
+            "step": step, "history": history, "notes": notes,
         })
 
     def recompose(low: torch.Tensor):
@@ -425,10 +439,10 @@ def train_stage2(
             last_saved = save(done)
     if not checkpoint_path.exists():  # resumed a finished run into a new folder
         save(start)
-    return TrainResult(recomposer.eval(), history, checkpoint_path, config)
+    return TrainResult(recomposer.eval(), history, checkpoint_path, config, notes)
 
 
-# ----------------------------------------------------------------------------- reuse
+# ----------------------------------------------------------------------------- continuing a run
 def matching_run(checkpoint: Path, config: Any, kind: str, stage1: DRBN | None = None) -> Path | None:
     """``checkpoint`` if it holds a run of exactly this config (finished or not), and for
     stage 2 over this very stage 1; else None."""

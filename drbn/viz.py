@@ -1,4 +1,4 @@
-"""Figures for the notebooks: pure functions that take images or results and return a Figure.
+"""Figures: pure functions that take images or results and return a Figure; introduced in notebooks/01_low_light_data.
 
 Each function builds a ``matplotlib.figure.Figure`` directly (no pyplot state, safe under
 the Agg backend). A notebook calls it once, saves it with :func:`save_figure` under
@@ -11,6 +11,9 @@ signed bands are drawn around mid-grey.
 Band naming as in ``drbn.model``: ``full`` is the paper's x̂_s3, ``half`` x̂_s2, ``quarter``
 x̂_s1; the Δ-bands of ``drbn.recompose`` are ``coarse`` (Δ̂_s1), ``middle`` (Δ̂_s2) and
 ``fine`` (Δ̂_s3).
+
+Results rows are keyed by short names (``psnr``, ``ssim``, ...); a figure shows their
+labels from ``drbn.results`` (``label``, ``format_value``) and never reads a label back.
 """
 from __future__ import annotations
 
@@ -21,34 +24,25 @@ from typing import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.table import Table
+from torchvision.utils import make_grid
+
+from . import results
+from .discriminator import sorted_channels
+from .enhance import pad_to_multiple
+from .images import to_image
+from .metrics import psnr as metrics_psnr
+from .recompose import decompose
 
 DPI = 110
 BAND_NAMES = ("coarse Δ̂_s1 = up4(x̂_s1)", "middle Δ̂_s2", "fine Δ̂_s3")
 
 
 # ----------------------------------------------------------------------------- helpers
-def as_array(image) -> np.ndarray:
-    """An image as a float64 H x W x C numpy array, NOT clamped (signed bands stay signed).
-
-    Accepts C x H x W or 1 x C x H x W tensors, H x W x C arrays (uint8 is divided by 255)
-    and H x W arrays.
-    """
-    if isinstance(image, torch.Tensor):
-        t = image.detach().to("cpu", torch.float64)
-        if t.dim() == 4:
-            t = t[0]
-        if t.dim() == 3:
-            t = t.permute(1, 2, 0)
-        return t.numpy()
-    array = np.asarray(image)
-    if array.dtype == np.uint8:
-        return array.astype(np.float64) / 255.0
-    return array.astype(np.float64)
-
-
 def for_display(image) -> np.ndarray:
     """An image clamped to [0, 1] for ``imshow`` (a single channel is squeezed to H x W)."""
-    array = np.clip(as_array(image), 0.0, 1.0)
+    array = np.clip(to_image(image), 0.0, 1.0)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return array
@@ -59,7 +53,7 @@ def signed_for_display(band, gain: float | None = None) -> tuple[np.ndarray, flo
 
     With ``gain=None`` the 99.5th percentile of |band| is mapped to 0.5 (capped at x64).
     """
-    array = as_array(band)
+    array = to_image(band)
     if gain is None:
         spread = float(np.percentile(np.abs(array), 99.5)) if array.size else 0.0
         gain = min(0.5 / spread, 64.0) if spread > 0 else 1.0
@@ -83,9 +77,7 @@ def _image_axes(ax, image, title: str | None = None) -> None:
 
 def _psnr(output, target) -> float:
     """PSNR in dB on 8-bit RGB (the kit's headline metric, drbn.metrics.psnr)."""
-    from .metrics import psnr
-
-    return psnr(np.clip(as_array(output), 0, 1), np.clip(as_array(target), 0, 1))
+    return metrics_psnr(np.clip(to_image(output), 0, 1), np.clip(to_image(target), 0, 1))
 
 
 def save_figure(fig: Figure, out, name: str, dpi: int = DPI) -> Path:
@@ -121,8 +113,6 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: in
 
 def image_grid(batch, nrow: int = 4, padding: int = 2) -> np.ndarray:
     """A N x 3 x H x W batch tiled into one H' x W' x 3 image with torchvision's make_grid."""
-    from torchvision.utils import make_grid
-
     batch = torch.as_tensor(batch).detach().float().clamp(0, 1).cpu()
     return make_grid(batch, nrow=nrow, padding=padding, pad_value=1.0).permute(1, 2, 0).numpy()
 
@@ -219,7 +209,7 @@ def plot_darkening_steps(darkening, original=None, stretch: bool = True) -> Figu
     nrows = 2 if stretch else 1
     fig, axes = _figure(nrows, len(steps), 2.3)
     for i, (name, image) in enumerate(steps):
-        array = np.clip(as_array(image), 0, 1)
+        array = np.clip(to_image(image), 0, 1)
         label = {"exposed": f"exposed (k = {darkening.exposure:.3f})",
                  "noisy": f"noisy (p = {darkening.photons:.0f} e⁻, r = {darkening.read_noise:.1f} e⁻)",
                  "cast": "cast (g = " + ", ".join(f"{g:.2f}" for g in darkening.gains) + ")",
@@ -228,7 +218,7 @@ def plot_darkening_steps(darkening, original=None, stretch: bool = True) -> Figu
         if stretch:
             top = float(np.percentile(array, 99.5)) or 1.0
             _image_axes(axes[1, i], array / top, f"× {1 / top:.1f} to see")
-    fig.suptitle(f"synthetic low light, step by step (mean {as_array(steps[0][1]).mean():.2f} "
+    fig.suptitle(f"synthetic low light, step by step (mean {to_image(steps[0][1]).mean():.2f} "
                  f"→ {darkening.quantised.mean():.2f})", fontsize=10)
     return fig
 
@@ -241,7 +231,7 @@ def plot_histograms(low, high, bins: int = 64) -> Figure:
     """
     fig, axes = _figure(1, 2, 4.0, height=2.8, squeeze=True, sharey=True)
     for ax, image, title in ((axes[0], low, "low-light y"), (axes[1], high, "normal-light x")):
-        array = np.clip(as_array(image), 0, 1)
+        array = np.clip(to_image(image), 0, 1)
         for c, colour in enumerate(("red", "green", "blue")):
             counts, edges = np.histogram(array[..., c], bins=bins, range=(0, 1))
             ax.stairs(counts / counts.sum(), edges, color=colour, alpha=0.8, label=colour)
@@ -262,8 +252,8 @@ def plot_noise_model(darkening, bins: int = 24) -> Figure:
     Introduced in notebooks/01_low_light_data.
     """
     p, r = darkening.photons, darkening.read_noise
-    exposed = as_array(darkening.exposed).ravel()
-    residual = as_array(darkening.noisy).ravel() - exposed
+    exposed = to_image(darkening.exposed).ravel()
+    residual = to_image(darkening.noisy).ravel() - exposed
     top = float(np.percentile(exposed, 99.5)) or 1e-3
     edges = np.linspace(0, top, bins + 1)
     which = np.digitize(exposed, edges) - 1
@@ -325,7 +315,7 @@ def plot_bands(bands, output=None, gain: float | None = None) -> Figure:
 
     Introduced in notebooks/03_band_recomposition.
     """
-    coarse, middle, fine = (as_array(b) for b in bands)
+    coarse, middle, fine = (to_image(b) for b in bands)
     total = coarse + middle + fine
     ncols = 5 if output is not None else 4
     fig, axes = _figure(1, ncols, 2.6)
@@ -336,7 +326,7 @@ def plot_bands(bands, output=None, gain: float | None = None) -> Figure:
         _image_axes(ax, shown, f"{name}\n(grey = 0, × {used:.1f})")
     _image_axes(axes[3], total, "sum Δ̂_s1 + Δ̂_s2 + Δ̂_s3")
     if output is not None:
-        difference = float(np.abs(total - as_array(output)).max())
+        difference = float(np.abs(total - to_image(output)).max())
         _image_axes(axes[4], output, f"x̂_s3 (max |diff| {difference:.1e})")
     return fig
 
@@ -349,7 +339,7 @@ def plot_weight_maps(w1, w2, w3, limit: float | None = None, title: str | None =
 
     Introduced in notebooks/03_band_recomposition.
     """
-    maps = [as_array(w) for w in (w1, w2, w3)]
+    maps = [to_image(w) for w in (w1, w2, w3)]
     if limit is None:
         limit = max(float(np.percentile(np.abs(m - 1.0), 99.5)) for m in maps) or 0.1
     fig, axes = _figure(1, 4, 2.8, height=2.6)
@@ -385,9 +375,7 @@ def plot_sorted_channels(image) -> Figure:
 
     Introduced in notebooks/03_band_recomposition.
     """
-    from .discriminator import sorted_channels
-
-    tensor = torch.as_tensor(as_array(image), dtype=torch.float32).permute(2, 0, 1)[None]
+    tensor = torch.as_tensor(to_image(image), dtype=torch.float32).permute(2, 0, 1)[None]
     channels = sorted_channels(tensor)[0]
     fig, axes = _figure(1, 4, 2.6)
     axes = axes[0]
@@ -398,28 +386,17 @@ def plot_sorted_channels(image) -> Figure:
 
 
 # ----------------------------------------------------------------------------- explorer
-_CACHE: dict = {}
-
-
 def _recursions(stage1, image) -> tuple[list, int, int]:
     """``stage1.recursions`` on one H x W x 3 image padded to a multiple of 4, with H and W
-    to crop back to; the last call is cached so moving only the band sliders does not
-    re-run the network."""
-    from .enhance import pad_to_multiple
-
-    array = np.ascontiguousarray(as_array(image)[..., :3], dtype=np.float32)
-    key = (id(stage1), sum(p._version for p in stage1.parameters()), array.shape,
-           hash(array.tobytes()))
-    if _CACHE.get("key") != key:
-        y = pad_to_multiple(torch.from_numpy(array).permute(2, 0, 1)[None])
-        was_training = stage1.training
-        stage1.eval()
-        with torch.no_grad():
-            outputs = stage1.recursions(y)
-        stage1.train(was_training)
-        _CACHE.clear()
-        _CACHE.update(key=key, value=(outputs, *array.shape[:2]))
-    return _CACHE["value"]
+    to crop back to (the model's train/eval mode is left as it was)."""
+    array = np.ascontiguousarray(to_image(image)[..., :3], dtype=np.float32)
+    y = pad_to_multiple(torch.from_numpy(array).permute(2, 0, 1)[None])
+    was_training = stage1.training
+    stage1.eval()
+    with torch.no_grad():
+        outputs = stage1.recursions(y)
+    stage1.train(was_training)
+    return outputs, *array.shape[:2]
 
 
 def explore(stage1, image, recursion: int | None = None,
@@ -431,8 +408,6 @@ def explore(stage1, image, recursion: int | None = None,
 
     Introduced in notebooks/06_explorer, which wraps it in ``ipywidgets.interact``.
     """
-    from .recompose import decompose
-
     outputs, h, w = _recursions(stage1, image)
     t = len(outputs) if recursion is None else int(recursion)
     if not 1 <= t <= len(outputs):
@@ -453,16 +428,14 @@ def explore(stage1, image, recursion: int | None = None,
 
 # ---- results figures (experiments) ----
 # Introduced in notebooks/04_ablations and notebooks/05_figures. Rows are the dicts that
-# drbn.experiments.run_experiments returns (and read_results reads back): the table's
-# labelled columns, a "group" (baseline, stage 1, stage 2) and a thinned "history".
+# drbn.experiments.run_experiments returns: short-keyed scores (psnr, ssim, parameters,
+# inference_ms, ...), a "variant" name, a "group" (baseline, stage 1, stage 2) and a
+# thinned "history". Column titles are drbn.results labels.
 
 GROUP_COLOURS = {"baseline": "0.55", "stage 1": "C0", "stage 2": "C1"}
 
 
-def _metric_names():
-    from .metrics import PSNR, SSIM
-
-    return (PSNR, SSIM)
+METRICS = ("psnr", "ssim")  # what the results figures show by default
 
 
 def plot_metrics(rows: Sequence[dict], columns: Sequence[str] | None = None, title: str | None = None) -> Figure:
@@ -473,7 +446,7 @@ def plot_metrics(rows: Sequence[dict], columns: Sequence[str] | None = None, tit
     rows = list(rows)
     if not rows:
         raise ValueError("plot_metrics needs at least one result row.")
-    columns = list(columns or _metric_names())
+    columns = list(columns or METRICS)
     height = 0.28 * len(rows) + 1.0
     fig, axes = _figure(1, len(columns), 4.2, height=height, squeeze=False, sharey=True)
     labels = [r["variant"] for r in rows]
@@ -490,15 +463,14 @@ def plot_metrics(rows: Sequence[dict], columns: Sequence[str] | None = None, tit
             best = int(np.nanargmax(np.where(finite, values, -np.inf)))
             bars[best].set_edgecolor("black")
             bars[best].set_linewidth(1.5)
-        decimals = 4 if "SSIM" in column else 2
         for yi, v in zip(y, values):
-            text = f"{v:.{decimals}f}" if np.isfinite(v) else "n/a"
+            text = results.format_value(column, v) if np.isfinite(v) else "n/a"
             ax.text(v if np.isfinite(v) else ax.get_xlim()[0], yi, f" {text}", va="center", fontsize=7)
-        ax.set_title(column, fontsize=9)
+        ax.set_title(results.label(column), fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(y)
     axes[0, 0].set_yticklabels(labels, fontsize=8)
-    handles = [_patch(c, g) for g, c in GROUP_COLOURS.items() if any(r.get("group") == g for r in rows)]
+    handles = [Patch(color=c, label=g) for g, c in GROUP_COLOURS.items() if any(r.get("group") == g for r in rows)]
     if handles:
         axes[0, -1].legend(handles=handles, fontsize=7, loc="lower right")
     if title:
@@ -506,33 +478,25 @@ def plot_metrics(rows: Sequence[dict], columns: Sequence[str] | None = None, tit
     return fig
 
 
-def _patch(colour, label):
-    from matplotlib.patches import Patch
-
-    return Patch(color=colour, label=label)
-
-
 def plot_metric_lines(rows: Sequence[dict], xs: Sequence[float], xlabel: str,
                       columns: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """One line chart per column (default PSNR, SSIM, parameters, inference ms) against
     ``xs`` (e.g. the number of recursions T of the rows), one marker per row."""
-    from .experiments import INFERENCE_MS, PARAMETERS
-
     rows = list(rows)
     if len(rows) != len(xs) or not rows:
         raise ValueError(f"plot_metric_lines needs one x per row, got {len(xs)} for {len(rows)} rows.")
-    columns = list(columns or (*_metric_names(), PARAMETERS, INFERENCE_MS))
+    columns = list(columns or (*METRICS, "parameters", "inference_ms"))
     fig, axes = _figure(1, len(columns), 3.0, height=2.6, squeeze=False)
     for ax, column in zip(axes[0], columns):
         values = [float(r.get(column, np.nan)) for r in rows]
         ax.plot(xs, values, "o-", color="C0")
         for x, v in zip(xs, values):
             if np.isfinite(v):
-                text = f"{v:.3f}" if "SSIM" in column else (f"{v / 1000:.0f}k" if column == PARAMETERS else f"{v:.1f}")
+                text = f"{v / 1000:.0f}k" if column == "parameters" else results.format_value(column, v)
                 ax.annotate(text, (x, v), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
         ax.set_xticks(list(xs))
         ax.set_xlabel(xlabel)
-        ax.set_title(column, fontsize=9)
+        ax.set_title(results.label(column), fontsize=9)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -578,7 +542,7 @@ def plot_comparison(columns: dict, names: Sequence[str], ncols: int = 6, size: f
             raise ValueError(f"column {label!r} has {len(columns[label])} images for {len(names)} names.")
     ncols = min(ncols, len(labels))
     block = math.ceil(len(labels) / ncols)
-    first = as_array(columns[labels[0]][0])
+    first = to_image(columns[labels[0]][0])
     aspect = first.shape[0] / first.shape[1]
     fig, axes = _figure(block * len(names), ncols, size, height=size * aspect + 0.35)
     for n, name in enumerate(names):
@@ -612,28 +576,26 @@ def plot_gamma_fit(grid: Sequence[float], scores: Sequence[float], chosen: float
 
 def plot_results_table(rows: Sequence[dict], header: Sequence[str] = (), columns: Sequence[str] | None = None) -> Figure:
     """The results table as a figure (for slides and the paper-style figure set): one line
-    per row, numbers formatted as in ``results.md``, the header lines above it."""
-    from .experiments import TABLE_COLUMNS, format_value
-
+    per row, cells formatted as in ``results.md`` (``drbn.results.cell``), column labels
+    from ``drbn.results.label``, the header lines above it."""
     rows = list(rows)
-    columns = [c for c in (columns or TABLE_COLUMNS) if c != "notes"]
-    cells = [[format_value(c, r.get(c, "")) for c in columns] for r in rows] or [[""] * len(columns)]
-    short = [c.replace(" (full image)", "").replace(" (10-px border shaved, as released)", " (as released)")
-             for c in columns]
-    widths = [max(len(str(v)) for v in [label, *column]) for label, column in zip(short, zip(*cells))]
+    columns = [c for c in (columns or results.TABLE_COLUMNS) if c != "notes"]
+    labels = [results.label(c) for c in columns]
+    cells = [[results.cell(r, c) for c in columns] for r in rows] or [[""] * len(columns)]
+    widths = [max(len(str(v)) for v in [label, *column]) for label, column in zip(labels, zip(*cells))]
     fig = Figure(figsize=(0.085 * sum(widths) + 0.3 * len(columns), 0.24 * (len(cells) + 1) + 0.16 * len(header) + 0.2))
     ax = fig.add_axes((0, 0, 1, 1 - (0.16 * len(header) + 0.1) / fig.get_figheight()))
     ax.axis("off")
-    table = ax.table(cellText=cells, colLabels=short, bbox=(0, 0, 1, 1), cellLoc="right",
-                     colWidths=[w / sum(widths) for w in widths])
+    table = Table(ax, bbox=(0, 0, 1, 1))  # cells added one by one: each gets its own alignment
+    height = 1 / (len(cells) + 1)
+    for c, (label, width) in enumerate(zip(labels, widths)):
+        table.add_cell(0, c, width / sum(widths), height, text=label, loc="center")
+        table[0, c].set_text_props(weight="bold")
+        for r, row in enumerate(cells, 1):
+            table.add_cell(r, c, width / sum(widths), height, text=row[c], loc="left" if c == 0 else "right")
     table.auto_set_font_size(False)
     table.set_fontsize(8)
-    for (r, c), cell in table.get_celld().items():
-        if r == 0:
-            cell.set_text_props(weight="bold", ha="center")
-        elif c == 0:
-            cell.set_text_props(ha="left")
-            cell._loc = "left"
+    ax.add_table(table)
     if header:
         fig.text(0.005, 0.995, "\n".join(header), fontsize=7, va="top", ha="left")
     return fig

@@ -14,6 +14,11 @@ SHARED = Path(os.environ.get("DRBN_SHARED", REPO.parent / "shared"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
+# drbn.weights.find_released looks in $DRBN_RELEASED_DIR: point it at the reference folder
+# when it is there (an explicit setting wins).
+if (SHARED / "reference").is_dir():
+    os.environ.setdefault("DRBN_RELEASED_DIR", str(SHARED / "reference"))
+
 
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, or skip the test with the reason it is missing."""

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from drbn.checkpoint import STAGE1, save_checkpoint
 from drbn.cli import main
 from drbn.images import read_image, write_image
 from drbn.model import DRBN, DRBNConfig
+from drbn.weights import STAGE1, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +80,68 @@ def test_train_and_evaluate_mistakes(tmp_path, capsys):
     assert "no stage-1 weights" in error_line(capsys, ["evaluate", "--data", "auto"])
 
 
-def test_evaluate_writes_a_labelled_csv(tmp_path, tiny_checkpoint, capsys):
+def test_evaluate_writes_a_short_keyed_csv_and_a_labelled_table(tmp_path, tiny_checkpoint, capsys):
     target = tmp_path / "scores.csv"
-    assert main(["evaluate", "--weights", str(tiny_checkpoint), "--csv", str(target)]) == 0
+    assert main(["evaluate", "--weights", str(tiny_checkpoint), "--data", "synthetic", "--csv", str(target)]) == 0
     rows = list(csv.DictReader(open(target)))
     assert [r["image"] for r in rows] == ["chelsea", "coffee", "mean of 2"]
-    assert set(rows[0]) == {"image", "PSNR (full image)", "SSIM (full image)", "PSNR (10-px border shaved, as released)"}
-    mean = float(rows[2]["PSNR (full image)"])
-    assert mean == pytest.approx((float(rows[0]["PSNR (full image)"]) + float(rows[1]["PSNR (full image)"])) / 2)
+    assert list(rows[0]) == ["image", "psnr", "ssim", "psnr_shave10", "psnr_gtmean"]
+    mean = float(rows[2]["psnr"])
+    assert mean == pytest.approx((float(rows[0]["psnr"]) + float(rows[1]["psnr"])) / 2, abs=1e-9)
+    out = capsys.readouterr().out
+    assert out.startswith("data: synthetic (") and "PSNR (full image)" in out and "PSNR after GT-mean gain" in out
 
 
 def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "drbn", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "enhance" in result.stdout
+
+
+def test_one_command_line_with_every_command():
+    result = subprocess.run([sys.executable, "-m", "drbn", "--help"], capture_output=True, text=True)
+    for command in ("enhance", "train-stage1", "train-stage2", "evaluate", "ablate", "reproduce", "fetch-weights"):
+        assert command in result.stdout, command
+    alias = subprocess.run([sys.executable, "-m", "drbn.reproduce", "--help"], capture_output=True, text=True)
+    assert alias.returncode == 0 and "--unpaired" in alias.stdout
+
+
+def test_ablate_calls_the_runner_with_the_flags(monkeypatch, capsys):
+    from drbn import experiments
+
+    calls = []
+    monkeypatch.setattr(experiments, "run_experiments", lambda *a, **k: calls.append((a, k)) or [])
+    assert main(["ablate", "--preset", "smoke-ablation", "--data", "synthetic", "--out", "x", "--seeds", "0", "1",
+                 "--shard", "2/3", "--stage2-over", "released", "--device", "cpu"]) == 0
+    (variants, preset, data, out), kwargs = calls[0]
+    assert variants == experiments.VARIANTS and (preset, data, out) == ("smoke-ablation", "synthetic", "x")
+    assert kwargs == {"seeds": [0, 1], "shard": (2, 3), "merge": False, "stage2_over": "released",
+                      "device": "cpu", "figures": True}
+    assert capsys.readouterr().out.startswith("data: synthetic (")
+    main(["ablate", "--only", experiments.VARIANTS[0].name, "--merge"])
+    assert [v.name for v in calls[1][0][0]] == [experiments.VARIANTS[0].name] and calls[1][1]["merge"]
+    with pytest.raises(SystemExit):
+        main(["ablate", "--shard", "3/2"])
+
+
+def test_reproduce_passes_data_folders_to_every_notebook(tmp_path, monkeypatch, capsys):
+    from drbn import reproduce
+
+    calls = []
+    monkeypatch.setattr(reproduce, "run", lambda *a: calls.append(a) or 0)
+    lol = tmp_path / "LOL"
+    for sub in ("our485/low", "our485/high", "eval15/low", "eval15/high"):
+        write_image(lol / sub / "1.png", np.zeros((8, 8, 3), np.float32))
+    assert main(["reproduce", "--preset", "smoke", "--only", "01", "-p", "SEED", "3", "--data", str(lol),
+                 "--hq", "hq", "--unpaired", "dark", "--out", str(tmp_path / "o")]) == 0
+    preset, only, params, out = calls[0]
+    assert (preset, only, out) == ("smoke", ["01"], str(tmp_path / "o"))
+    assert params == {"SEED": 3, "DATA": str(lol), "HQ": "hq", "UNPAIRED": "dark"}
+    assert capsys.readouterr().out.startswith(f"data: LOL-v1 at {lol}")
+
+
+def test_reproduce_without_the_notebooks_folder_says_so(tmp_path):
+    from drbn.errors import DRBNError
+    from drbn.reproduce import notebook_paths
+
+    with pytest.raises(DRBNError, match="come with a clone of the repository"):
+        notebook_paths(tmp_path / "notebooks")

@@ -5,17 +5,17 @@ import pytest
 import torch
 
 from drbn.data import (
-    Pair,
     describe,
     detect_lol,
     find_lol,
     load_pairs,
     load_unpaired,
+    resolve,
     sample_image_batch,
     sample_pair_batch,
 )
 from drbn.errors import DRBNError
-from drbn.images import write_image
+from drbn.images import Pair, write_image
 
 H, W = 20, 24
 
@@ -276,3 +276,17 @@ def test_real_unpaired_sets(unpaired_dir, name, count):
     batch = sample_image_batch(images, 2, 128, np.random.default_rng(0))
     assert batch.shape == (2, 3, 128, 128)
     assert 0.0 < float(batch.mean()) < 0.5  # low-light photos
+
+
+def test_auto_finds_a_lol_folder_inside_the_repository(tmp_path, monkeypatch):
+    monkeypatch.setattr("drbn.data.REPO_LOL", tmp_path / "LOL")
+    assert resolve("auto") == "synthetic" and describe("auto").startswith("synthetic")
+    root = make_lol_v1(tmp_path / "LOL")
+    assert resolve("auto") == root and resolve(None) == root
+    assert describe("auto") == f"LOL-v1 at {root}"
+    assert [p.name for p in load_pairs("auto", "test")] == ["5"]
+    assert resolve("synthetic") == "synthetic"  # the synthetic set stays reachable by name
+    (root / "eval15" / "high" / "5.png").unlink()
+    (root / "eval15" / "high").rmdir()
+    with pytest.raises(DRBNError, match="lacks the sub-folders"):
+        load_pairs("auto", "test")

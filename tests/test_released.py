@@ -1,11 +1,15 @@
-"""Conformance with the authors' released weights and the outputs of their own code."""
+"""drbn.weights: conformance with the authors' released weights and their code's outputs, one
+loader per network for both formats, and where released files are looked for."""
 import numpy as np
 import pytest
 import torch
 
 from drbn.errors import DRBNError
 from drbn.recompose import decompose
-from drbn.released import load_recomposer, load_stage1
+from drbn import weights
+from drbn.model import DRBN, DRBNConfig
+from drbn.recompose import Recomposer, RecomposerConfig
+from drbn.weights import STAGE1, STAGE2, find_released, load_recomposer, load_stage1, save_checkpoint
 
 TOLERANCE = 1e-4  # a faithful float32 implementation agrees to about 1e-5
 
@@ -59,3 +63,34 @@ def test_missing_and_non_checkpoint_files(tmp_path):
         load_stage1(junk)
     with pytest.raises(DRBNError, match="folder"):
         load_stage1(tmp_path)
+
+
+def test_one_loader_per_network_takes_kit_checkpoints_too(tmp_path):
+    torch.manual_seed(0)
+    stage1, recomposer = DRBN(DRBNConfig(recursions=2)), Recomposer(RecomposerConfig(weight_mapping="bounded"))
+    s1 = save_checkpoint(tmp_path / "stage1.pt", {"kind": STAGE1, "model": stage1.state_dict(),
+                                                  "model_config": {"recursions": 2}})
+    s2 = save_checkpoint(tmp_path / "stage2.pt", {
+        "kind": STAGE2, "recomposer": recomposer.state_dict(),
+        "recomposer_config": {"weight_mapping": "bounded"},
+        "stage1": stage1.state_dict(), "stage1_config": {"recursions": 2}})
+    for path in (s1, s2):  # stage 1 from either kind of kit checkpoint
+        loaded = load_stage1(path)
+        assert not loaded.training and loaded.config.recursions == 2
+        for key, value in stage1.state_dict().items():
+            assert torch.equal(loaded.state_dict()[key], value), key
+    loaded = load_recomposer(s2)
+    assert loaded.config.weight_mapping == "bounded" and not loaded.training
+    with pytest.raises(DRBNError, match="expected a drbn-stage2 checkpoint"):
+        load_recomposer(s1)
+
+
+def test_find_released_looks_in_the_environment_folder_then_the_repository(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRBN_RELEASED_DIR", str(tmp_path))
+    assert weights.search_folders() == [tmp_path, weights.REPO / "data" / "released"]
+    assert all(weights.REPO in p.parents or p == tmp_path for p in weights.search_folders())
+    (tmp_path / weights.STAGE1_FILENAME).write_bytes(b"")
+    assert find_released(weights.STAGE1_FILENAME) == tmp_path / weights.STAGE1_FILENAME
+    monkeypatch.delenv("DRBN_RELEASED_DIR")
+    assert weights.search_folders() == [weights.REPO / "data" / "released"]
+    assert find_released("no_such_file.pt") is None

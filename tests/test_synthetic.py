@@ -1,21 +1,21 @@
+"""The camera model (drbn.synthetic) and the synthetic paired set built with it (drbn.data)."""
 import numpy as np
 import pytest
 
-from drbn import synthetic
-from drbn.data import Pair, describe, load_pairs
-from drbn.errors import DRBNError
-from drbn.images import to_uint8
-from drbn.synthetic import (
+from drbn import data
+from drbn.data import (
     PHOTOS,
     TEST_PHOTOS,
-    LowLightParams,
-    darken,
-    darken_steps,
+    describe,
     high_quality_photos,
+    load_pairs,
     natural_photos,
     synthetic_pairs,
     synthetic_unpaired,
 )
+from drbn.errors import DRBNError
+from drbn.images import Pair, to_uint8
+from drbn.synthetic import LowLightParams, darken, darken_steps
 
 
 def test_every_photo_loads_offline_as_a_colour_image_the_network_takes():
@@ -36,7 +36,7 @@ def test_split_is_by_source_photo_and_disjoint():
     test = [name for name, _ in natural_photos("test")]
     assert sorted(test) == sorted(TEST_PHOTOS)
     assert not set(train) & set(test)
-    assert set(train) | set(test) == set(synthetic.photo_names())
+    assert set(train) | set(test) == set(data.photo_names())
     assert [name for name, _ in high_quality_photos()] == train
     train_sources = {p.name.rsplit("_", 1)[0] for p in synthetic_pairs("train", variants=2)}
     assert train_sources == set(train)
@@ -129,6 +129,7 @@ def test_load_pairs_auto_is_the_synthetic_set():
     np.testing.assert_array_equal(a[0].low, synthetic_pairs("test")[0].low)
     assert len(load_pairs(None, "train", variants=1, limit=2)) == 2
     assert describe("auto").startswith("synthetic (scikit-image/matplotlib")
+    np.testing.assert_array_equal(load_pairs("synthetic", "test")[0].low, a[0].low)
 
 
 def test_bad_inputs_raise_drbn_errors():

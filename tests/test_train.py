@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from drbn.checkpoint import STAGE1, load_checkpoint, load_recomposer_any, load_stage1_any, save_checkpoint
+from drbn.weights import STAGE1, load_checkpoint, load_recomposer, load_stage1, save_checkpoint
 from drbn.errors import DRBNError
 from drbn.model import DRBN, DRBNConfig
 from drbn.train import (
@@ -69,7 +69,7 @@ def test_checkpoint_is_plain_and_loads_with_weights_only(tmp_path):
     assert payload["kind"] == STAGE1 and payload["step"] == 2
     assert set(payload) >= {"model", "model_config", "train_config", "optimizer", "history"}
     assert all(math.isfinite(v) for v in payload["history"]["loss"])
-    model = load_stage1_any(result.checkpoint)
+    model = load_stage1(result.checkpoint)
     assert_same_weights(model, result.model)
 
 
@@ -121,12 +121,14 @@ def test_stage2_keeps_stage1_frozen_and_records_missing_vgg(tmp_path, monkeypatc
     for key, value in stage1.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert result.config.perceptual_weight == 0.0
-    assert any("VGG16" in note for note in result.config.notes)
+    assert any("VGG16" in note for note in result.notes)
+    assert not hasattr(result.config, "notes")  # run state lives in the result and checkpoint
     payload = torch.load(result.checkpoint, weights_only=True)
+    assert payload["notes"] == result.notes
     assert payload["train_config"]["perceptual_weight"] == 0.0
     assert payload["requested_config"]["perceptual_weight"] == 1.0
     assert len(result.history["loss_d"]) == 3 and all(math.isfinite(v) for v in result.history["loss"])
-    recomposer, frozen = load_recomposer_any(result.checkpoint)
+    recomposer, frozen = load_recomposer(result.checkpoint), load_stage1(result.checkpoint)
     assert_same_weights(frozen, stage1)
     assert_same_weights(recomposer, result.model)
 
@@ -149,7 +151,7 @@ def test_stage2_with_the_perceptual_term(tmp_path, monkeypatch):
     weights = tmp_path / "vgg16.pth"
     torch.save({k: v for k, v in torchvision.models.vgg16().state_dict().items() if k.startswith("features.")}, weights)
     result = train_stage2(tiny_stage2(steps=2, vgg_weights=str(weights)), DRBN(TINY), tmp_path / "s2", progress=False)
-    assert result.config.perceptual_weight == 1.0 and not result.config.notes
+    assert result.config.perceptual_weight == 1.0 and not result.notes
     assert all(v > 0 for v in result.history["loss_perceptual"])
 
 

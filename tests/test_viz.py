@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from drbn import viz
+from drbn.results import label
 from drbn.model import DRBN, DRBNConfig
 from drbn.recompose import decompose
 from drbn.synthetic import darken_steps
@@ -127,13 +128,11 @@ def test_save_figure_writes_png(tmp_path, image):
 
 # ----------------------------------------------------------------------------- ablation figures
 def result_rows():
-    """Rows shaped as drbn.experiments.run_experiments returns them."""
-    from drbn.experiments import INFERENCE_MS, PARAMETERS, TRAIN_SECONDS
-    from drbn.metrics import PSNR, PSNR_RELEASED, SSIM
+    """Rows shaped as drbn.experiments.run_experiments returns them: short keys."""
 
     def row(name, group, psnr, ssim, params, history=None, **extra):
-        return {"variant": name, "group": group, PSNR: psnr, SSIM: ssim, PSNR_RELEASED: psnr + 0.1,
-                PARAMETERS: params, TRAIN_SECONDS: 1.5, INFERENCE_MS: 10.0 * params / 1000,
+        return {"variant": name, "group": group, "psnr": psnr, "ssim": ssim, "psnr_shave10": psnr + 0.1,
+                "parameters": params, "train_seconds": 1.5, "inference_ms": 10.0 * params / 1000,
                 "history": history, **extra}
 
     history = {"step": [1, 2, 3, 4], "loss": [-0.9, -1.2, -1.5, -1.8]}
@@ -153,6 +152,7 @@ def test_plot_metrics_marks_the_best_bar():
     psnr_axes = fig.axes[0]
     outlined = [bar for bar in psnr_axes.patches if bar.get_linewidth() == 1.5]
     assert len(outlined) == 1 and outlined[0].get_width() == 16.5  # DRBN T=4, the NaN row skipped
+    assert [ax.get_title() for ax in fig.axes[:2]] == [label("psnr"), label("ssim")]  # labels, not keys
     with pytest.raises(ValueError, match="at least one"):
         viz.plot_metrics([])
 
@@ -193,7 +193,10 @@ def test_plot_gamma_fit_and_results_table():
     fig = viz.plot_results_table(rows, header=["Data: toy."])
     table = fig.axes[0].tables[0]
     cells = table.get_celld()
-    assert cells[(0, 0)].get_text().get_text() == "variant"
+    assert cells[(0, 0)].get_text().get_text() == label("variant")
+    assert cells[(0, 1)].get_text().get_text() == label("psnr")
+    assert cells[(3, 0)].get_text().get_horizontalalignment() == "left"
+    assert cells[(3, 1)].get_text().get_horizontalalignment() == "right"
     assert cells[(3, 0)].get_text().get_text() == "DRBN T=4"
     assert cells[(4, 1)].get_text().get_text() == "—"  # NaN PSNR
     assert "Data: toy." in [t.get_text() for t in fig.texts]
