@@ -1,10 +1,10 @@
-"""Baselines that learn nothing (or one number), to put DRBN's scores in context.
+"""Baselines: the rows of the results table that are not the kit's own training; introduced
+in notebooks/04_ablations.
 
-Introduced in notebooks/04_ablations.
+Every baseline maps a low-light image (H x W x 3, float in [0, 1] or uint8) to an enhanced
+one of the same shape, and is scored exactly like the networks (``drbn.metrics``).
 
-Every baseline maps a low-light image (H x W x 3 float in [0, 1]) to an enhanced one of the
-same shape and range, and is scored exactly like the networks (``drbn.metrics``).
-
+- The dark input itself: what doing nothing scores.
 - Histogram equalisation and CLAHE work on the HSV value channel: hue and saturation are
   kept and only the brightness is remapped. Equalising R, G and B separately would also
   "correct" the colours, usually badly (each channel is stretched on its own). This is the
@@ -12,42 +12,44 @@ same shape and range, and is scored exactly like the networks (``drbn.metrics``)
   one for ``equalize_hist`` so the two differ only in global versus local.
 - Gamma correction, y ** gamma, with gamma picked on the TRAINING split by grid search on
   mean PSNR (``fit_gamma``): a one-parameter learned baseline.
-- The authors' released DRBN weights, run through this library, when ``find_released``
-  finds them.
+- Zero-DCE (Guo et al., CVPR 2020) and the authors' released DRBN weights, run through this
+  library where ``drbn.weights.find_released`` finds their files; where it does not,
+  :meth:`Baseline.missing` says how to get them.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 from skimage import exposure
 from skimage.color import hsv2rgb, rgb2hsv
 
-from .data import Pair
 from .enhance import enhance
 from .errors import DRBNError
+from .images import Pair, to_image
 from .metrics import psnr
 from .model import count_parameters
-from .released import RECOMPOSER_FILENAME, STAGE1_FILENAME, find_released, load_recomposer, load_stage1
+from .weights import (
+    RECOMPOSER_FILENAME, STAGE1_FILENAME, ZERO_DCE_FILENAME, find_released, load_recomposer, load_stage1,
+    search_folders,
+)
+from .zero_dce import enhance_zero_dce, load_zero_dce
 
 GAMMA_GRID = tuple(np.round(np.arange(0.10, 1.01, 0.05), 2))  # 0.10, 0.15, ..., 1.00
 
 
-def _check(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise DRBNError(f"baselines expect an H x W x 3 RGB image, got shape {image.shape}.")
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
+def rgb(image: np.ndarray) -> np.ndarray:
+    """An H x W x 3 image as float32 in [0, 1] (``drbn.images.to_image``, then clamped)."""
+    if np.ndim(image) != 3 or np.shape(image)[2] != 3:
+        raise DRBNError(f"baselines expect an H x W x 3 RGB image, got shape {np.shape(image)}.")
+    return np.clip(to_image(image), 0.0, 1.0)
 
 
 def _on_value(image: np.ndarray, remap) -> np.ndarray:
     """Apply ``remap`` to the HSV value channel (max of R, G, B) and convert back to RGB."""
-    hsv = rgb2hsv(_check(image))
+    hsv = rgb2hsv(rgb(image))
     hsv[..., 2] = remap(hsv[..., 2])
     return np.clip(hsv2rgb(hsv), 0.0, 1.0).astype(np.float32)
 
@@ -60,14 +62,14 @@ def equalize_histogram(image: np.ndarray) -> np.ndarray:
 def clahe(image: np.ndarray, clip_limit: float = 0.01) -> np.ndarray:
     """Contrast-limited adaptive histogram equalisation (``skimage.exposure.equalize_adapthist``,
     which works on the HSV value channel of a colour image; tiles of 1/8 of each side)."""
-    return np.clip(exposure.equalize_adapthist(_check(image), clip_limit=clip_limit), 0.0, 1.0).astype(np.float32)
+    return np.clip(exposure.equalize_adapthist(rgb(image), clip_limit=clip_limit), 0.0, 1.0).astype(np.float32)
 
 
 def gamma_correct(image: np.ndarray, gamma: float) -> np.ndarray:
     """y ** gamma per channel: gamma < 1 brightens the dark tones most."""
     if not gamma > 0:
         raise DRBNError(f"gamma must be positive, got {gamma!r}.")
-    return (_check(image) ** gamma).astype(np.float32)
+    return (rgb(image) ** gamma).astype(np.float32)
 
 
 def gamma_scores(pairs: Sequence[Pair], grid: Sequence[float] = GAMMA_GRID) -> np.ndarray:
@@ -94,13 +96,23 @@ def fit_gamma(pairs: Sequence[Pair], grid: Sequence[float] = GAMMA_GRID) -> floa
     return float(grid[int(np.argmax(gamma_scores(pairs, grid)))])
 
 
+def missing_weights(*filenames: str) -> str | None:
+    """None when ``find_released`` finds every file, else one line saying how to get them."""
+    absent = [name for name in filenames if find_released(name) is None]
+    if not absent:
+        return None
+    where = ", ".join(str(p) for p in search_folders())
+    return (f"weights not found ({', '.join(absent)}; looked in {where}): run `python -m drbn fetch-weights`, "
+            "or put the file in data/released/ or set DRBN_RELEASED_DIR")
+
+
 # ---------------------------------------------------------------------------------------
 # Baselines as objects the experiment runner can fit, apply and describe
 
 
 @dataclass
 class Baseline:
-    """A non-learned (or one-parameter) enhancer. ``fit`` sees the training split only."""
+    """An enhancer that this kit does not train. ``fit`` sees the training split only."""
 
     name: str
     description: str
@@ -118,6 +130,23 @@ class Baseline:
     def settings(self) -> dict:
         """What was chosen or loaded, for the results record."""
         return {}
+
+    def missing(self) -> str | None:
+        """Why this baseline cannot run here (with what to do), or None."""
+        return None
+
+    def to(self, device: str | torch.device) -> Baseline:
+        """Run on ``device`` (networks only; the others stay on the CPU)."""
+        return self
+
+
+@dataclass
+class DarkInput(Baseline):
+    name: str = "input (no enhancement)"
+    description: str = "the low-light input itself, scored against the target"
+
+    def __call__(self, image):
+        return rgb(image)
 
 
 @dataclass
@@ -165,63 +194,85 @@ class GammaCorrection(Baseline):
 
 
 @dataclass
-class ReleasedDRBN(Baseline):
-    """The authors' released weights through this library (stage 1, optionally the recomposer)."""
+class Network(Baseline):
+    """A released network: its files are found with ``drbn.weights.find_released``."""
 
-    name: str = "released DRBN"
-    description: str = "the authors' released stage-1 weights (trained on LOL-v2-real)"
-    stage1_path: str = ""
-    recomposer_path: str | None = None
+    files: tuple[str, ...] = ()
+    device: str = "cpu"
     _models: tuple = field(default=(), repr=False, compare=False)
 
-    def models(self):
+    def missing(self):
+        return missing_weights(*self.files)
+
+    def paths(self) -> list[str]:
+        found = [find_released(name) for name in self.files]
+        if None in found:
+            raise DRBNError(f"{self.name}: {self.missing()}.")
+        return [str(p) for p in found]
+
+    def load(self) -> tuple[torch.nn.Module, ...]:
+        raise NotImplementedError
+
+    def models(self) -> tuple[torch.nn.Module, ...]:
         if not self._models:
-            stage1 = load_stage1(self.stage1_path)
-            recomposer = load_recomposer(self.recomposer_path) if self.recomposer_path else None
-            self._models = (stage1, recomposer)
+            self._models = tuple(m.to(self.device) for m in self.load())
         return self._models
 
-    def __call__(self, image):
-        stage1, recomposer = self.models()
-        return np.clip(enhance(stage1, _check(image), recomposer).output, 0.0, 1.0)
+    def to(self, device):
+        self.device, self._models = str(device), tuple(m.to(device) for m in self._models)
+        return self
 
     def parameters(self):
-        return sum(count_parameters(m) for m in self.models() if m is not None)
+        return sum(count_parameters(m) for m in self.models())
 
     def settings(self):
-        return {"stage1": str(self.stage1_path), "recomposer": self.recomposer_path}
+        return {"weights": self.paths()}
 
 
-def released_baselines(folder: str | os.PathLike = "auto") -> list[ReleasedDRBN]:
-    """The released stage 1 (and stage 1 + recomposer) if the weights are found; else []."""
-    stage1 = find_released(STAGE1_FILENAME, folder)
-    if stage1 is None:
-        return []
-    found = [ReleasedDRBN(stage1_path=str(stage1))]
-    recomposer = find_released(RECOMPOSER_FILENAME, folder)
-    if recomposer is not None:
-        found.append(ReleasedDRBN(
-            name="released DRBN + recomposer",
-            description="released stage 1 + released recomposer (other-datasets setting, released mapping)",
-            stage1_path=str(stage1), recomposer_path=str(recomposer),
-        ))
+@dataclass
+class ZeroDCEBaseline(Network):
+    name: str = "Zero-DCE (released weights)"
+    description: str = "Guo et al., CVPR 2020: eight pixel-wise curves, trained without paired data"
+    files: tuple[str, ...] = (ZERO_DCE_FILENAME,)
+
+    def load(self):
+        return (load_zero_dce(self.paths()[0]),)
+
+    def __call__(self, image):
+        return np.clip(enhance_zero_dce(self.models()[0], rgb(image)), 0.0, 1.0)
+
+
+@dataclass
+class ReleasedDRBN(Network):
+    """The authors' released weights through this library (stage 1, optionally the recomposer)."""
+
+    name: str = "DRBN, released stage 1"
+    description: str = "the authors' released stage-1 weights (trained on LOL-v2-real)"
+    files: tuple[str, ...] = (STAGE1_FILENAME,)
+
+    def load(self):
+        paths = self.paths()
+        return (load_stage1(paths[0]), *(load_recomposer(p) for p in paths[1:]))
+
+    def __call__(self, image):
+        stage1, *recomposer = self.models()
+        return np.clip(enhance(stage1, rgb(image), *recomposer).output, 0.0, 1.0)
+
+
+def released_drbn(recomposer: bool = False) -> ReleasedDRBN:
+    """The released stage 1, or stage 1 + the released recomposer."""
+    if not recomposer:
+        return ReleasedDRBN()
+    return ReleasedDRBN("DRBN, released stage 1 + recomposer",
+                        "released stage 1 + released recomposer (other-datasets setting, released mapping)",
+                        files=(STAGE1_FILENAME, RECOMPOSER_FILENAME))
+
+
+def default_baselines(released: bool = True) -> list[Baseline]:
+    """The results table's rows besides the kit's own: the dark input, HE, CLAHE, gamma and,
+    with ``released``, Zero-DCE and the released DRBN (stage 1, and with its recomposer),
+    whether or not their weights are here (a missing one's row says how to get them)."""
+    found = [DarkInput(), HistogramEqualization(), CLAHE(), GammaCorrection()]
+    if released:
+        found += [ZeroDCEBaseline(), released_drbn(), released_drbn(recomposer=True)]
     return found
-
-
-def default_baselines(released: str | os.PathLike | None = "auto") -> list[Baseline]:
-    """HE, CLAHE, gamma, and the released weights where ``find_released`` finds them
-    (``released=None`` leaves them out)."""
-    found = [HistogramEqualization(), CLAHE(), GammaCorrection()]
-    if released is not None:
-        found += released_baselines(released)
-    return found
-
-
-def describe_missing_released(folder: str | os.PathLike = "auto") -> str | None:
-    """A one-line reason when the released weights are not available, else None."""
-    if find_released(STAGE1_FILENAME, folder) is not None:
-        return None
-    from .released import search_folders
-
-    where = ", ".join(str(p) for p in search_folders()) if str(folder) == "auto" else str(Path(folder))
-    return f"released weights not found ({STAGE1_FILENAME} in {where}): that row is left out."

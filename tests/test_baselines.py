@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 
 from drbn.baselines import (
-    CLAHE, GAMMA_GRID, GammaCorrection, HistogramEqualization, ReleasedDRBN, clahe, default_baselines,
-    equalize_histogram, fit_gamma, gamma_correct, gamma_scores,
+    CLAHE, GAMMA_GRID, DarkInput, GammaCorrection, HistogramEqualization, ReleasedDRBN, ZeroDCEBaseline, clahe,
+    default_baselines, equalize_histogram, fit_gamma, gamma_correct, gamma_scores, missing_weights,
 )
-from drbn.data import Pair
 from drbn.errors import DRBNError
+from drbn.images import Pair
+
+from conftest import shared_path
 
 
 def dark_image(seed=0, shape=(40, 52, 3)):
@@ -86,14 +88,43 @@ def test_bad_inputs_are_clear_errors():
         fit_gamma([])
 
 
-def test_default_baselines_without_released_weights(tmp_path):
-    found = default_baselines(released=tmp_path)
-    assert [type(b) for b in found] == [HistogramEqualization, CLAHE, GammaCorrection]
-    assert all(b.parameters() <= 1 for b in found)
+def test_the_dark_input_is_returned_as_it_is():
+    low = dark_image()
+    np.testing.assert_array_equal(DarkInput()(low), low)
+    as_uint8 = np.rint(low * 255).astype(np.uint8)
+    np.testing.assert_allclose(DarkInput()(as_uint8), as_uint8 / 255.0, atol=1e-7)
 
 
-def test_released_weights_run_through_the_library(released_stage1_path, released_recomposer_path):
-    found = [b for b in default_baselines(released=released_stage1_path.parent) if isinstance(b, ReleasedDRBN)]
-    assert [b.parameters() for b in found] == [557_668, 576_829]
-    out = found[0](dark_image(shape=(32, 44, 3)))
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRBN_RELEASED_DIR", str(tmp_path))
+    found = default_baselines()
+    assert [type(b) for b in found] == [DarkInput, HistogramEqualization, CLAHE, GammaCorrection, ZeroDCEBaseline,
+                                        ReleasedDRBN, ReleasedDRBN]
+    assert [b.missing() is None for b in found] == [True] * 4 + [False] * 3
+    reason = found[-1].missing()
+    assert "model_s1.pt, model_R_s2.pt" in reason and "python -m drbn fetch-weights" in reason
+    assert "DRBN_RELEASED_DIR" in reason and str(tmp_path) in reason
+    with pytest.raises(DRBNError, match="fetch-weights"):
+        found[-2](dark_image())
+    assert [type(b) for b in default_baselines(released=False)] == [DarkInput, HistogramEqualization, CLAHE,
+                                                                    GammaCorrection]
+
+
+def test_released_networks_run_through_the_library(released_stage1_path, released_recomposer_path):
+    shared_dir = released_stage1_path.parent
+    assert missing_weights("model_s1.pt", "model_R_s2.pt") is None  # DRBN_RELEASED_DIR points there (conftest)
+    networks = [b for b in default_baselines() if isinstance(b, ReleasedDRBN)]
+    assert [b.parameters() for b in networks] == [557_668, 576_829]
+    assert networks[0].settings() == {"weights": [str(shared_dir / "model_s1.pt")]}
+    out = networks[1](dark_image(shape=(32, 44, 3)))
     assert out.shape == (32, 44, 3) and 0 <= out.min() and out.max() <= 1
+
+
+def test_zero_dce_runs_with_its_released_weights():
+    shared_path("reference", "peers")  # found there through DRBN_RELEASED_DIR (conftest)
+    zero_dce = ZeroDCEBaseline()
+    assert zero_dce.missing() is None
+    assert zero_dce.parameters() == 79_416
+    low = dark_image(shape=(32, 44, 3))
+    out = zero_dce(low)
+    assert out.shape == low.shape and out.mean() > low.mean()
