@@ -87,7 +87,8 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def default_folder() -> Path:
-    """Where the kit looks first: ``$DRBN_RELEASED_DIR`` if set, else the repository's data/released/."""
+    """Where the kit looks first: the first folder of ``$DRBN_RELEASED_DIR`` if set, else the
+    repository's data/released/."""
     return search_folders()[0]
 
 

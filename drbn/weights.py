@@ -207,10 +207,11 @@ def load_recomposer(path: str | os.PathLike, weight_mapping: str = "released") -
 
 # ----------------------------------------------------------------------------- where released files live
 def search_folders() -> list[Path]:
-    """Where :func:`find_released` looks, in order: ``$DRBN_RELEASED_DIR`` (if set), then the
-    repository's ``data/released/``."""
-    env = os.environ.get("DRBN_RELEASED_DIR")
-    return ([Path(env).expanduser()] if env else []) + [REPO / "data" / "released"]
+    """Where :func:`find_released` looks, in order: the folders of ``$DRBN_RELEASED_DIR`` (one
+    folder, or several joined by ``os.pathsep`` like ``PATH``), then the repository's
+    ``data/released/``."""
+    env = os.environ.get("DRBN_RELEASED_DIR", "")
+    return [Path(part).expanduser() for part in env.split(os.pathsep) if part] + [REPO / "data" / "released"]
 
 
 def find_released(filename: str) -> Path | None:

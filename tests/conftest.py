@@ -15,9 +15,11 @@ SHARED = Path(os.environ.get("DRBN_SHARED", REPO.parent / "shared"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 # drbn.weights.find_released looks in $DRBN_RELEASED_DIR: point it at the reference folder
-# when it is there (an explicit setting wins).
+# (the authors' DRBN weights) and its peers/ folder (Zero-DCE) when they are there (an
+# explicit setting wins).
 if (SHARED / "reference").is_dir():
-    os.environ.setdefault("DRBN_RELEASED_DIR", str(SHARED / "reference"))
+    os.environ.setdefault("DRBN_RELEASED_DIR", os.pathsep.join(
+        str(folder) for folder in (SHARED / "reference", SHARED / "reference" / "peers") if folder.is_dir()))
 
 
 def shared_path(*parts: str) -> Path:

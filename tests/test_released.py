@@ -1,5 +1,7 @@
 """drbn.weights: conformance with the authors' released weights and their code's outputs, one
 loader per network for both formats, and where released files are looked for."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -93,4 +95,6 @@ def test_find_released_looks_in_the_environment_folder_then_the_repository(tmp_p
     assert find_released(weights.STAGE1_FILENAME) == tmp_path / weights.STAGE1_FILENAME
     monkeypatch.delenv("DRBN_RELEASED_DIR")
     assert weights.search_folders() == [weights.REPO / "data" / "released"]
+    monkeypatch.setenv("DRBN_RELEASED_DIR", os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")]))
+    assert weights.search_folders()[:2] == [tmp_path / "a", tmp_path / "b"]
     assert find_released("no_such_file.pt") is None
