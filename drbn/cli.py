@@ -99,7 +99,7 @@ def cmd_enhance(args) -> None:
         try:
             image = read_image(path)
         except DRBNError as exc:  # finish the others, then list what failed
-            failed.append(f"{path.name}: {str(exc).split(';')[0]}")
+            failed.append(str(exc).replace(str(path), path.name).rstrip("."))
             continue
         result = enhance(stage1, image, recomposer)
         target = write_image(f"{stem}.png", result.output)
@@ -110,8 +110,9 @@ def cmd_enhance(args) -> None:
                 write_image(f"{stem}_w{i}.png", np.clip(weight - 0.4, 0, 1))
         print(target)
     if failed:
-        raise DRBNError(f"{len(failed)} of {len(files)} images failed ({' | '.join(failed)}); the other "
-                        f"{len(files) - len(failed)} were written to {out}: fix or remove those files.")
+        written = len(files) - len(failed)
+        kept = f"the other {written} were written to {out}" if written else "nothing was written"
+        raise DRBNError(f"{len(failed)} of {len(files)} images failed ({' | '.join(failed)}); {kept}.")
 
 
 # ----------------------------------------------------------------------------- training

@@ -20,7 +20,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils import benchmark
 
 from . import data as datasets
 from .baselines import Baseline, default_baselines
@@ -177,6 +176,10 @@ def stage2_config(v: Variant, preset: str | Preset, data: str | os.PathLike = "a
 def ms_per_image(apply: Callable[[np.ndarray], Any], runs: int) -> float | None:
     """Milliseconds ``apply`` takes to enhance one 600x400 image: the mean of ``runs`` calls
     after warm-up (``torch.utils.benchmark.Timer``, which also waits for a GPU)."""
+    # imported here: torch.utils.benchmark pulls in cpp_extension, which logs a CUDA warning
+    # on CPU-only machines into every command's stderr
+    from torch.utils import benchmark
+
     image = np.random.default_rng(0).random((*TIMING_SIZE, 3), dtype=np.float32)
     timer = benchmark.Timer("apply(image)", globals={"apply": apply, "image": image},
                             num_threads=torch.get_num_threads())

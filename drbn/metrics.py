@@ -34,7 +34,8 @@ from .errors import DRBNError
 from .images import to_uint8
 
 KEYS = ("psnr", "ssim", "psnr_shave10", "psnr_gtmean")  # what score() returns, in order
-RELEASED_SHAVE = 10  # pixels per side the authors' test script shaves before PSNR
+RELEASED_SHAVE = 10
+SSIM_WINDOW = 11  # the Gaussian window's side (σ = 1.5, truncated at 3.5σ)  # pixels per side the authors' test script shaves before PSNR
 
 
 def check_pair(output: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +72,10 @@ def psnr(output: np.ndarray, target: np.ndarray, shave: int = 0) -> float:
 def ssim(output: np.ndarray, target: np.ndarray) -> float:
     """SSIM on 8-bit RGB: Gaussian 11x11, σ 1.5, per channel, border of 5 px excluded."""
     output, target = check_pair(output, target)
+    if min(output.shape[:2]) < SSIM_WINDOW:
+        h, w = output.shape[:2]
+        raise DRBNError(f"image of {h}x{w} is too small for SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window; "
+                        f"score images of at least {2 * RELEASED_SHAVE + 1}x{2 * RELEASED_SHAVE + 1} pixels.")
     return float(
         structural_similarity(
             target.astype(np.float64),

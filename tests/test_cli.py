@@ -71,7 +71,7 @@ def test_wrong_model_checkpoint_is_a_clear_error(tmp_path, capsys):
     wrong = save_checkpoint(tmp_path / "wrong.pt", {"kind": STAGE1, "model": DRBN(DRBNConfig(recursions=1)).state_dict(),
                                                     "model_config": {"recursions": 2}, "step": 0})
     image = write_image(tmp_path / "x.png", np.zeros((8, 8, 3), np.float32))
-    assert "does not fit this model" in error_line(capsys, ["enhance", str(image), "-o", str(tmp_path), "--weights", str(wrong)])
+    assert "does not fit this model" in error_line(capsys, ["enhance", str(image), "-o", str(tmp_path / "out"), "--weights", str(wrong)])
 
 
 def test_train_and_evaluate_mistakes(tmp_path, capsys):

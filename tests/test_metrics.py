@@ -130,3 +130,11 @@ def test_gtmean_gain_cannot_fix_structure_and_leaves_black_alone():
 
 def test_metrics_module_holds_no_labels():
     assert not hasattr(metrics, "LABELS") and not hasattr(metrics, "PSNR")
+
+
+def test_images_too_small_to_score_are_a_clear_error():
+    tiny = np.zeros((8, 30, 3), np.uint8)
+    with pytest.raises(DRBNError, match="too small for SSIM"):
+        metrics.ssim(tiny, tiny)
+    with pytest.raises(DRBNError, match="too small"):
+        metrics.score(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16, 3), np.uint8))
