@@ -13,15 +13,16 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from . import experiments, fetch, reproduce
 from .data import describe, load_pairs
 from .device import DEVICE_HELP, pick_device
-from .enhance import enhance
+from .enhance import Enhancement, enhance
 from .errors import DRBNError
-from .evaluate import evaluate, format_table, write_csv
+from .evaluate import format_table, score_outputs, write_csv
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
 from .runs import check_output_folder, check_settings, claim_run_folder, output_file, output_names, run_lock
 from .train import (
@@ -29,6 +30,7 @@ from .train import (
     train_stage1, train_stage2,
 )
 from .weights import STAGE1, STAGE2, is_kit_checkpoint, load_checkpoint, load_recomposer, load_stage1, read_weights_file
+from .zero_dce import enhance_zero_dce, load_zero_dce
 
 DATA_HELP = "'auto' (data/LOL/ in the repository if there, else the synthetic set), 'synthetic', or a LOL folder"
 
@@ -87,13 +89,27 @@ def same_weights(a, b) -> bool:
 BAND_SUFFIXES = ("_band1", "_band2", "_band3", "_w1", "_w2", "_w3")
 
 
+def load_enhancer(args) -> Callable[[np.ndarray], Enhancement]:
+    """What ``--method`` names, loaded once: image -> :class:`Enhancement`. Zero-DCE (the
+    peer method of notebooks/05) has no bands: its Enhancement carries the output only."""
+    if args.method == "zero-dce":
+        drbn_only = [flag for flag, given in (("--stage2", args.stage2), ("--save-bands", getattr(args, "save_bands", False)))
+                     if given]
+        if drbn_only:
+            raise DRBNError(f"{', '.join(drbn_only)}: DRBN options; --method zero-dce takes only --weights.")
+        model = load_zero_dce(args.weights).to(pick_device(args.device))
+        return lambda image: Enhancement(*(2 * [enhance_zero_dce(model, image)]))
+    stage1, recomposer = load_models(args.weights, args.stage2, args.device)
+    return lambda image: enhance(stage1, image, recomposer)
+
+
 def cmd_enhance(args) -> None:
     files = collect_inputs(args.inputs)
     out = check_output_folder(args.output, "-o")
     stems, renamed = output_names(files, out, ("", *BAND_SUFFIXES) if args.save_bands else ("",))
     if renamed:
         print(f"drbn: inputs share a name, written as: {'; '.join(renamed)}")
-    stage1, recomposer = load_models(args.weights, args.stage2, args.device)
+    apply = load_enhancer(args)
     failed = []
     for path, stem in zip(files, stems):
         try:
@@ -101,7 +117,7 @@ def cmd_enhance(args) -> None:
         except DRBNError as exc:  # finish the others, then list what failed
             failed.append(str(exc).replace(str(path), path.name).rstrip("."))
             continue
-        result = enhance(stage1, image, recomposer)
+        result = apply(image)
         target = write_image(f"{stem}.png", result.output)
         if args.save_bands and result.bands is not None:
             for i, band in enumerate(result.bands, 1):  # bands are signed: shown around mid-grey
@@ -168,10 +184,10 @@ def cmd_train_stage2(args) -> None:
 # ----------------------------------------------------------------------------- evaluate, ablate, reproduce
 def cmd_evaluate(args) -> None:
     csv_path = output_file(args.csv, "evaluate.csv", "--csv")  # a folder: evaluate.csv inside it
-    stage1, recomposer = load_models(args.weights, args.stage2, args.device)
+    apply = load_enhancer(args)
     pairs = load_pairs(args.data, args.split)
-    rows = evaluate(stage1, pairs, recomposer)
-    print(f"data: {describe(args.data)}, split {args.split}, {len(rows)} images")
+    rows = score_outputs(lambda y: apply(y).output, pairs)
+    print(f"data: {describe(args.data)}, split {args.split}, {len(rows)} images, method {args.method}")
     print(format_table(rows))
     print(f"written {write_csv(rows, csv_path)}")
 
@@ -223,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="stage-1 weights: the authors' model_s1.pt or a kit checkpoint")
     p.add_argument("--stage2", help="recomposer: a stage2.pt of this kit or the authors' model_R_s2.pt")
     p.add_argument("--save-bands", action="store_true", help="also write the bands and weight maps")
+    p.add_argument("--method", default="drbn", choices=["drbn", "zero-dce"],
+                   help="drbn (default), or the peer method zero-dce with --weights zero_dce_Epoch99.pth "
+                        "(default: found like the released weights)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_enhance)
 
@@ -258,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage2", help="recomposer weights")
     p.add_argument("--data", default="auto", help=DATA_HELP)
     p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--method", default="drbn", choices=["drbn", "zero-dce"],
+                   help="drbn (default), or the peer method zero-dce with --weights zero_dce_Epoch99.pth "
+                        "(default: found like the released weights)")
     p.add_argument("--csv", default="runs/evaluate.csv", help="CSV file; a folder means FOLDER/evaluate.csv")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_evaluate)

@@ -121,3 +121,29 @@ def test_finds_the_released_file_by_name(weights_path, tmp_path, monkeypatch):
             load_zero_dce()
     shutil.copyfile(weights_path, tmp_path / ZERO_DCE_FILENAME)
     assert count_parameters(load_zero_dce()) == 79_416
+
+
+def test_command_line_enhances_and_scores_with_the_peer(weights_path, peer_reference, tmp_path, capsys):
+    """``enhance --method zero-dce`` writes what the network computes; ``evaluate --method
+    zero-dce`` scores it; DRBN-only options are refused in one line."""
+    from drbn.cli import main
+    from drbn.images import read_image, write_image
+
+    low = peer_reference["low"][:64, :96]
+    write_image(tmp_path / "in" / "dark.png", low)
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--method", "zero-dce",
+                 "--weights", str(weights_path)]) == 0
+    expected = enhance_zero_dce(load_zero_dce(weights_path), low.astype(np.float32) / 255)
+    written = read_image(tmp_path / "out" / "dark.png")
+    assert np.abs(written - np.clip(expected, 0, 1)).max() <= 0.5 / 255 + 1e-6
+
+    lol = tmp_path / "LOL"
+    for split in ("our485", "eval15"):
+        write_image(lol / split / "low" / "1.png", low)
+        write_image(lol / split / "high" / "1.png", peer_reference["low"][64:128, :96])
+    assert main(["evaluate", "--method", "zero-dce", "--weights", str(weights_path), "--data", str(lol),
+                 "--csv", str(tmp_path / "eval.csv")]) == 0
+    assert "method zero-dce" in capsys.readouterr().out
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--method", "zero-dce",
+                 "--save-bands"]) == 2
+    assert "--save-bands" in capsys.readouterr().err
