@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import experiments, fetch, reproduce
+from . import distributed, experiments, fetch, reproduce
 from .data import describe, load_pairs
 from .device import DEVICE_HELP, pick_device
 from .enhance import Enhancement, enhance
@@ -138,6 +138,8 @@ def overrides(args, names: dict[str, str]) -> dict:
 
 
 def report(stage: str, result) -> None:
+    if not distributed.is_main():
+        return
     print(f"{stage}: {len(result.history['step'])} steps, checkpoint {result.checkpoint}")
     if result.history["psnr"]:
         print(f"validation PSNR {result.history['psnr'][-1]:.2f} dB, SSIM {result.history['ssim'][-1]:.4f} (full image)")
@@ -163,7 +165,8 @@ def training_config(args, kind: str, names: dict[str, str]):
 def cmd_train_stage1(args) -> None:
     config = training_config(args, STAGE1, {"data": "data", "steps": "steps", "seed": "seed"})
     out = check_output_folder(args.out)
-    print(f"data: {describe(config.data)}")
+    if distributed.is_main():  # under torchrun, one process speaks
+        print(f"data: {describe(config.data)}")
     with run_lock(out):
         claim_run_folder(out, "stage1.pt", args.resume, args.overwrite)
         report("stage 1", train_stage1(config, out, resume=args.resume, device=args.device))
@@ -175,7 +178,8 @@ def cmd_train_stage2(args) -> None:
         "adv_weight": "adv_weight", "vgg_weights": "vgg_weights"})
     out = check_output_folder(args.out)
     stage1 = load_stage1(args.stage1)
-    print(f"data: {describe(config.data)}")
+    if distributed.is_main():  # under torchrun, one process speaks
+        print(f"data: {describe(config.data)}")
     with run_lock(out):
         claim_run_folder(out, "stage2.pt", args.resume, args.overwrite)
         report("stage 2", train_stage2(config, stage1, out, resume=args.resume, device=args.device))

@@ -31,15 +31,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .distributed import is_main  # only the main process checks, locks and moves a run folder
 from .errors import DRBNError
 
 LOCK_NAME = "drbn.lock"
-
-
-def is_main_process() -> bool:
-    """False in the worker processes of a distributed run (``RANK`` > 0 under torchrun):
-    only the main process checks, locks and moves aside a run folder."""
-    return os.environ.get("RANK", "0") in ("", "0")
 
 
 # ----------------------------------------------------------------------------- output paths
@@ -147,7 +142,7 @@ def run_lock(folder: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
     names it. The lock of a dead process on this host is taken over, saying so.
     """
     folder = Path(folder).expanduser()
-    if not is_main_process():
+    if not is_main():
         yield folder / LOCK_NAME
         return
     check_output_folder(folder, what)
@@ -231,7 +226,7 @@ def claim_run_folder(folder: str | os.PathLike, checkpoint_name: str,
     """
     folder = Path(folder).expanduser()
     existing = folder / checkpoint_name
-    if not existing.exists() or not is_main_process():
+    if not existing.exists() or not is_main():
         return None
     resumes_it = resume is not None and _same_file(Path(resume).expanduser(), existing)
     if resumes_it and overwrite:
@@ -318,7 +313,8 @@ def continued_config(saved: Any, asked: Any, done: int, source: str | os.PathLik
         note += f"; the learning rate is recomputed: it now halves after step {after} (was {before})"
     else:
         note += "; the learning rate is constant, so only the end moves"
-    print(note)
+    if is_main():
+        print(note)
     return dataclasses.replace(saved, steps=steps)
 
 

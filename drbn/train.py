@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import data as datasets
+from . import distributed
 from .weights import (
     STAGE1, STAGE2, check_kind, load_state_strict, read_weights_file, save_checkpoint,
 )
@@ -103,6 +104,7 @@ def check_finite(loss: float, step: int, last_checkpoint: Path | None) -> None:
 def config_from_dict(cls, values: dict[str, Any]):
     """Rebuild a nested config dataclass from ``asdict`` output (tuples come back as lists)."""
     values = dict(values)
+    values.pop("notes", None)  # earlier stage-2 checkpoints kept the run's notes in the config
     if cls is Stage1Config:
         values["model"] = DRBNConfig(**values["model"])
         values["loss_weights"] = tuple(values["loss_weights"])
@@ -168,19 +170,21 @@ def train_stage1(
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage1.pt"
-    device = pick_device(device)
+    device = distributed.setup(pick_device(device))  # joins torchrun's processes, if any
     payload = None
     check_settings(config)  # a NaN setting is refused here, never reported as divergence
     if resume is not None:  # continue the saved run: only ``steps`` may differ from it
         payload = check_kind(read_weights_file(resume), STAGE1, resume)
         config = continued_config(config_from_dict(Stage1Config, payload["train_config"]), config,
                                   payload["step"], resume)
+    distributed.check_batch(config.batch_size)
     torch.manual_seed(config.seed)
     model = DRBN(config.model)
     if payload is not None:
         load_state_strict(model, payload["model"], str(resume))
     model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999))
+    net = distributed.wrap(model)  # averages gradients over processes; ``model`` is saved and validated
     history, start = new_history(), 0
     if payload is not None:
         optimizer.load_state_dict(payload["optimizer"])  # moves its state to the parameters' device
@@ -195,6 +199,7 @@ def train_stage1(
             "kind": STAGE1, "model": model.state_dict(), "model_config": asdict(config.model),
             "train_config": asdict(config), "requested_config": asdict(config),
             "optimizer": optimizer.state_dict(), "step": step, "history": history,
+            "world_size": distributed.world_size(),
         })
 
     last_saved = Path(resume) if resume is not None else None
@@ -202,36 +207,38 @@ def train_stage1(
     started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     bar = tqdm(range(start, end), initial=start, total=config.steps,
-               desc="stage 1", disable=not progress)
+               desc="stage 1", disable=not (progress and distributed.is_main()))
     for step in bar:
         lr = learning_rate(step, config.lr, config.steps, config.lr_halve_at)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        low, high = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, step_rng(config.seed, step))
-        low, high = low.to(device), high.to(device)
+        batch = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, step_rng(config.seed, step))
+        low, high = (distributed.shard(t).to(device) for t in batch)  # this process's share
         if config.channels_last:
             low = low.contiguous(memory_format=torch.channels_last)
-        loss = loss_fn(model(low), high)
-        check_finite(loss.item(), step, last_saved)
+        loss = loss_fn(net(low), high)
+        logged = distributed.mean(loss).item()  # the global batch's loss
+        check_finite(logged, step, last_saved)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
         done = step + 1
         history["step"].append(done)
-        history["loss"].append(loss.item())
+        history["loss"].append(logged)
         history["lr"].append(lr)
         history["seconds"].append(time.perf_counter() - started)
-        if done % config.eval_every == 0 or done == config.steps:
+        if distributed.is_main() and (done % config.eval_every == 0 or done == config.steps):
             psnr, ssim_value = validate(model, eval_pairs)
             history["eval_step"].append(done)
             history["psnr"].append(psnr)
             history["ssim"].append(ssim_value)
-            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.2f}")
+            bar.set_postfix(loss=f"{logged:.4f}", psnr=f"{psnr:.2f}")
         if done % config.checkpoint_every == 0 or done == end:
-            last_saved = save(done)
-    if not checkpoint_path.exists():  # resumed a finished run into a new folder
+            last_saved = save(done) if distributed.is_main() else checkpoint_path  # rank 0 writes
+    if distributed.is_main() and not checkpoint_path.exists():  # resumed a finished run into a new folder
         save(start)
+    distributed.barrier()  # every process returns once the checkpoint is written
     return TrainResult(model.eval(), history, checkpoint_path, config)
 
 
@@ -317,13 +324,14 @@ def train_stage2(
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage2.pt"
-    device = pick_device(device)
+    device = distributed.setup(pick_device(device))  # joins torchrun's processes, if any
     payload = None
     check_settings(config)
     if resume is not None:
         payload = check_kind(read_weights_file(resume), STAGE2, resume)
         config = continued_config(config_from_dict(Stage2Config, payload["requested_config"]), config,
                                   payload["step"], resume, halve_at=None)
+    distributed.check_batch(config.batch_size)
     requested = config  # before any switch-off below, so a resumed run decides the same way
     stage1 = freeze(stage1)
 
@@ -340,7 +348,8 @@ def train_stage2(
     elif config.perceptual_weight > 0:
         notes.append("no ImageNet VGG16 weights found: perceptual loss weight set to 0 "
                      "(pass vgg_weights or set DRBN_VGG16_WEIGHTS to use it)")
-        print(f"drbn: {notes[-1]}")
+        if distributed.is_main():
+            print(f"drbn: {notes[-1]}")
         config = replace(config, perceptual_weight=0.0)
 
     torch.manual_seed(config.seed)
@@ -355,6 +364,10 @@ def train_stage2(
             module.to(device)
     opt_r = torch.optim.Adam(recomposer.parameters(), lr=config.lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator)
+    # Gradients averaged over processes; the bare modules are saved and validated (stage 1
+    # is frozen: every process holds the same copy). The adversarial term of the recomposer
+    # step goes through the bare discriminator: its gradients there are thrown away.
+    recomposer_net, discriminator_net = distributed.wrap(recomposer), distributed.wrap(discriminator)
     history, start = new_history(), 0
     history.update(loss_d=[], loss_adv=[], loss_perceptual=[], loss_ssim=[])
     if payload is not None:  # the optimizers' state follows their parameters' device
@@ -376,13 +389,13 @@ def train_stage2(
             "requested_config": asdict(requested),
             "optimizer": opt_r.state_dict(), "optimizer_discriminator": opt_d.state_dict(),
             "stage1": stage1.state_dict(), "stage1_config": asdict(stage1.config),
-            "step": step, "history": history, "notes": notes,
+            "step": step, "history": history, "notes": notes, "world_size": distributed.world_size(),
         })
 
     def recompose(low: torch.Tensor):
         with torch.no_grad():
             bands = decompose(stage1(low))
-        return recomposer(low, bands).image
+        return recomposer_net(low, bands).image
 
     last_saved = Path(resume) if resume is not None else None
     recomposer.train()
@@ -390,21 +403,24 @@ def train_stage2(
     started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     bar = tqdm(range(start, end), initial=start, total=config.steps,
-               desc="stage 2", disable=not progress)
+               desc="stage 2", disable=not (progress and distributed.is_main()))
     for step in bar:
         rng = step_rng(config.seed, step)
         low, high = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, rng)
         unpaired_low = datasets.sample_image_batch(unpaired, config.batch_size, config.crop, rng)
         good = datasets.sample_image_batch(high_quality, config.batch_size, config.crop, rng)
-        low, high, unpaired_low, good = (t.to(device) for t in (low, high, unpaired_low, good))
+        low, high, unpaired_low, good = (distributed.shard(t).to(device) for t in (low, high, unpaired_low, good))
         targets = torch.Generator().manual_seed(int(rng.integers(2**62)))
 
         fake = recompose(unpaired_low)
         # discriminator step (LSGAN on the sigmoid output)
         real = torch.cat((high, good))
-        real_target = uniform_targets(len(real), *REAL_TARGETS, generator=targets).to(device)
-        fake_target = uniform_targets(len(fake), *FAKE_TARGETS, generator=targets).to(device)
-        loss_d = lsgan_loss(discriminator(real), real_target) + lsgan_loss(discriminator(fake.detach()), fake_target)
+        # the soft labels of the global batch (high and good, then fake), this process's share of each
+        real_target = uniform_targets(2 * config.batch_size, *REAL_TARGETS, generator=targets)
+        fake_target = uniform_targets(config.batch_size, *FAKE_TARGETS, generator=targets)
+        real_target = torch.cat([distributed.shard(t) for t in real_target.chunk(2)]).to(device)
+        fake_target = distributed.shard(fake_target).to(device)
+        loss_d = lsgan_loss(discriminator_net(real), real_target) + lsgan_loss(discriminator_net(fake.detach()), fake_target)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
@@ -415,30 +431,31 @@ def train_stage2(
         loss_perc = perceptual(output, high) if perceptual is not None else output.new_zeros(())
         loss_adv = lsgan_loss(discriminator(fake), 1.0)
         loss = config.perceptual_weight * loss_perc + config.ssim_weight * loss_ssim + config.adv_weight * loss_adv
-        check_finite(loss.item(), step, last_saved)
-        check_finite(loss_d.item(), step, last_saved)
+        logged = dict(zip(("loss", "loss_d", "loss_adv", "loss_perceptual", "loss_ssim"), distributed.mean(
+            torch.stack((loss, loss_d, loss_adv, loss_perc, loss_ssim)).detach()).tolist()))  # of the global batch
+        check_finite(logged["loss"], step, last_saved)
+        check_finite(logged["loss_d"], step, last_saved)
         opt_r.zero_grad(set_to_none=True)
         loss.backward()
         opt_r.step()
 
         done = step + 1
-        for key, value in (("step", done), ("loss", loss.item()), ("lr", config.lr),
-                           ("seconds", time.perf_counter() - started), ("loss_d", loss_d.item()),
-                           ("loss_adv", loss_adv.item()), ("loss_perceptual", loss_perc.item()),
-                           ("loss_ssim", loss_ssim.item())):
+        for key, value in (("step", done), ("lr", config.lr), ("seconds", time.perf_counter() - started),
+                           *logged.items()):
             history[key].append(value)
-        if done % config.eval_every == 0 or done == config.steps:
+        if distributed.is_main() and (done % config.eval_every == 0 or done == config.steps):
             recomposer.eval()
             psnr, ssim_value = validate(stage1, eval_pairs, recomposer)
             recomposer.train()
             history["eval_step"].append(done)
             history["psnr"].append(psnr)
             history["ssim"].append(ssim_value)
-            bar.set_postfix(loss=f"{loss.item():.4f}", d=f"{loss_d.item():.3f}", psnr=f"{psnr:.2f}")
+            bar.set_postfix(loss=f"{logged['loss']:.4f}", d=f"{logged['loss_d']:.3f}", psnr=f"{psnr:.2f}")
         if done % config.checkpoint_every == 0 or done == end:
-            last_saved = save(done)
-    if not checkpoint_path.exists():  # resumed a finished run into a new folder
+            last_saved = save(done) if distributed.is_main() else checkpoint_path  # rank 0 writes
+    if distributed.is_main() and not checkpoint_path.exists():  # resumed a finished run into a new folder
         save(start)
+    distributed.barrier()  # every process returns once the checkpoint is written
     return TrainResult(recomposer.eval(), history, checkpoint_path, config, notes)
 
 
