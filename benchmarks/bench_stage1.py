@@ -1,6 +1,7 @@
-"""Speed of the stage-1 network on CPU: forward pass (400x600) and training step (4 x 256x256).
+"""Speed of the stage-1 network on CPU: forward pass (400x600) and training step (4 x 128² and 256²).
 
     python benchmarks/bench_stage1.py [--repeats N] [--threads 2] [--json results.json]
+    python benchmarks/bench_stage1.py --profile      # where the 400x600 enhance pass spends its time
 
 Forward variants, all on the same weights and the same input, timed in this one run:
 
@@ -8,9 +9,12 @@ Forward variants, all on the same weights and the same input, timed in this one 
     channels_last      channels_last layout, dense blocks concatenate
     summed             contiguous layout, dense blocks sum split convolutions (no torch.cat)
     fast               channels_last + summed: ``model.for_inference()`` under inference_mode
+    enhance path       ``drbn.enhance.enhance_tensor`` on the fast model (what users call)
 
-Every variant's three bands are compared with "as released" (max abs difference). The
-training step (forward, BandLoss, backward, Adam) is timed in both layouts. Variants are
+Every variant's bands are compared with "as released" (max abs difference). The training step is timed for the authors' computation (their training loop: contiguous
+layout, dense blocks concatenating after every layer, their SSIM loss, ``zero_grad``,
+``loss.item()``, Adam) and for the kit's (``model.for_training()``: channels_last,
+``BandLoss``), at batch 4 of 128² and of 256² crops. Variants are
 timed round-robin, so a slower or busier stretch of the run hits them all alike; the table
 gives the median (and the fastest) of the repeats and ratios of medians.
 """
@@ -29,6 +33,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from drbn.enhance import enhance_tensor
 from drbn.model import DRBN, ResidualDenseBlock
 
 CL = torch.channels_last
@@ -69,9 +74,9 @@ def time_round_robin(variants: dict, repeats: int, warmup: int = 1) -> dict[str,
 
 def make_model(weights: str | None) -> DRBN:
     if weights:
-        from drbn.released import load_stage1_any
+        from drbn.weights import load_stage1
 
-        return load_stage1_any(weights)
+        return load_stage1(weights)
     torch.manual_seed(0)
     return DRBN().eval()
 
@@ -98,50 +103,165 @@ def bench_forward(model: DRBN, repeats: int, size: tuple[int, int]):
         with torch.inference_mode():
             return channels_last(y_cl)
 
+    def enhance_path():
+        return enhance_tensor(channels_last, y)[0],
+
     variants = {
-        "as released": released, "channels_last": cl_concat, "summed": summed, "fast": fast
+        "as released": released, "channels_last": cl_concat, "summed": summed, "fast": fast,
+        "enhance path": enhance_path,
     }
     reference = released()
-    diffs = {
+    diffs = {  # the enhance path returns x_full only: zip stops there
         name: max((a - b).abs().max().item() for a, b in zip(reference, fn()))
         for name, fn in variants.items()
     }
     return time_round_robin(variants, repeats), diffs
 
 
+def authors_ssim_loss(img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
+    """-SSIM as the authors' training code computes it (the pytorch_ssim package they ship):
+    a 2-D 11x11 Gaussian window as a grouped convolution, five blurs, zero padding 5."""
+    channels = img1.shape[1]
+    g = torch.exp(-((torch.arange(11, dtype=torch.float32) - 5) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    window = (g[:, None] @ g[None, :]).expand(channels, 1, 11, 11).contiguous()
+    mu1 = F.conv2d(img1, window, padding=5, groups=channels)
+    mu2 = F.conv2d(img2, window, padding=5, groups=channels)
+    mu1_sq, mu2_sq, mu1_mu2 = mu1.pow(2), mu2.pow(2), mu1 * mu2
+    sigma1_sq = F.conv2d(img1 * img1, window, padding=5, groups=channels) - mu1_sq
+    sigma2_sq = F.conv2d(img2 * img2, window, padding=5, groups=channels) - mu2_sq
+    sigma12 = F.conv2d(img1 * img2, window, padding=5, groups=channels) - mu1_mu2
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / (
+        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
+    )
+    return -ssim_map.mean()
+
+
 def bench_training(model: DRBN, repeats: int, batch: int, size: int):
-    try:
-        from drbn.losses import BandLoss
+    from drbn.losses import BandLoss
 
-        loss_fn, loss_name = BandLoss(), "BandLoss (-SSIM, 3 scales)"
-    except ImportError:  # a stand-in with the same shape of computation
-
-        def loss_fn(out, x):
-            return sum((b - x[..., ::s, ::s]).abs().mean() for b, s in zip(out, (1, 2, 4)))
-
-        loss_name = "L1 on 3 scales"
     g = torch.Generator().manual_seed(2)
     y = 0.3 * torch.rand(batch, 3, size, size, generator=g)
     x = torch.rand(batch, 3, size, size, generator=g)
 
-    def make_step(fmt):
-        net = copy.deepcopy(model).train().to(memory_format=fmt)
+    def authors():
+        net = copy.deepcopy(model).train()  # contiguous (NCHW), as their code runs
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-        yf, xf = y.contiguous(memory_format=fmt), x.contiguous(memory_format=fmt)
+
+        def step():
+            with concatenating_blocks():
+                optimizer.zero_grad()
+                full, half, quarter = net(y)
+                loss = (authors_ssim_loss(full, x) + authors_ssim_loss(half, x[:, :, 0::2, 0::2])
+                        + authors_ssim_loss(quarter, x[:, :, 0::4, 0::4]))
+                loss.item()  # their loop reads the loss every step (skip threshold)
+                loss.backward()
+                optimizer.step()
+
+        return step
+
+    def kit():
+        net = copy.deepcopy(model).for_training()
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+        loss_fn = BandLoss()
+        yf, xf = y.contiguous(memory_format=CL), x.contiguous(memory_format=CL)
 
         def step():
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(net(yf), xf)
+            loss.item()
             loss.backward()
             optimizer.step()
 
         return step
 
-    variants = {
-        "train contiguous": make_step(torch.contiguous_format),
-        "train channels_last": make_step(CL),
-    }
-    return time_round_robin(variants, repeats), loss_name
+    return time_round_robin({"authors' code": authors(), "kit (for_training)": kit()}, repeats)
+
+
+# ----------------------------------------------------------------------------- profile
+CATEGORIES = (  # profiler op name fragment -> category, first match wins
+    ("convolution_transpose", "transposed convolutions"),
+    ("mkldnn_convolution", "convolutions"),
+    ("slow_conv2d", "convolutions"),
+    ("upsample", "upsampling"),
+    ("add", "additions"),
+    ("clamp_min", "ReLU"),
+    ("relu", "ReLU"),
+    ("cat", "concatenation"),
+    ("copy_", "layout conversions and copies"),
+    ("contiguous", "layout conversions and copies"),
+)
+
+
+def conv_flops(model: DRBN, size: tuple[int, int]) -> int:
+    """FLOPs (2 x multiply-adds) of the convolutions in one pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(torch.rand(1, 3, *size).contiguous(memory_format=CL))
+    return counter.get_total_flops()
+
+
+def fp32_peak() -> tuple[float, str]:
+    """This CPU's fp32 peak in GFLOP/s from its flags and clock (threads used x FMA width),
+    and the matrix-multiply rate measured here (the practical ceiling)."""
+    flags, mhz = "", 0.0
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags") and not flags:
+                    flags = line
+                if line.startswith("cpu MHz") and not mhz:
+                    mhz = float(line.split(":")[1])
+    except OSError:
+        pass
+    # two FMA units per core on current x86; 16 (AVX-512) or 8 (AVX2) float32 lanes
+    lanes = 16 if " avx512f" in flags else 8 if " fma" in flags else 4
+    peak = torch.get_num_threads() * 2 * 2 * lanes * mhz / 1e3
+    a = torch.randn(2048, 2048)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    matmul = 3 * 2 * 2048**3 / (time.perf_counter() - start) / 1e9
+    return peak, f"{peak:.0f} GFLOP/s nominal ({mhz:.0f} MHz x {2 * 2 * lanes} FLOP/cycle x " \
+        f"{torch.get_num_threads()} threads), 2048² matmul measured {matmul:.0f} GFLOP/s"
+
+
+def profile_enhance(model: DRBN, size: tuple[int, int], repeats: int) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    from drbn.enhance import enhance_tensor
+
+    y = 0.3 * torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1))
+    enhance_tensor(model, y)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            enhance_tensor(model, y)
+    totals: dict[str, float] = {}
+    others: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = next((c for k, c in CATEGORIES if k in event.key), "other")
+        seconds = event.self_cpu_time_total / 1e6 / repeats
+        totals[name] = totals.get(name, 0.0) + seconds
+        if name == "other":
+            others[event.key] = seconds
+    everything = sum(totals.values())
+    print(f"\nprofile of the enhance path, 1x3x{size[0]}x{size[1]}, {repeats} passes "
+          f"({everything:.3f} s per pass under the profiler)")
+    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<32}{seconds:8.3f} s {100 * seconds / everything:6.1f}%")
+    top = sorted(others.items(), key=lambda kv: -kv[1])[:4]
+    print("  other, largest: " + ", ".join(f"{k} {v:.3f} s" for k, v in top))
+    conv_seconds = totals.get("convolutions", 0) + totals.get("transposed convolutions", 0)
+    flops = conv_flops(model, size)
+    peak, peak_text = fp32_peak()
+    rate = flops / conv_seconds / 1e9
+    print(f"convolutions: {flops / 1e9:.1f} GFLOP per pass at {rate:.0f} GFLOP/s; fp32 peak: "
+          f"{peak_text}")
+    return {"seconds": totals, "conv_gflop": flops / 1e9, "conv_gflops_per_s": rate,
+            "fp32_peak": peak_text}
 
 
 def main() -> None:
@@ -157,6 +277,10 @@ def main() -> None:
         "--weights", help="a stage-1 checkpoint or the released model_s1.pt (default: random init)"
     )
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--train-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--skip-forward", action="store_true")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also profile N passes of the enhance path by kind of operation")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
@@ -166,34 +290,38 @@ def main() -> None:
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, "
           f"{platform.processor() or platform.machine()}")
 
-    times, diffs = bench_forward(model, args.repeats, size)
     results = {"forward": {}, "training": {}}
-    base = statistics.median(times["as released"])
+    times, diffs = bench_forward(model, args.repeats, size) if not args.skip_forward else ({}, {})
+    base = statistics.median(times["as released"]) if times else 0.0
     print(f"\nforward 1x3x{size[0]}x{size[1]}, median of {args.repeats} (after a warm-up)")
-    print(f"{'variant':<16}{'median s':>10}{'best s':>9}{'speed-up':>10}{'max |diff|':>12}")
+    print(f"{'variant':<16}{'median s':>10}{'best s':>9}{'time ratio':>12}{'max |diff|':>12}")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<16}{med:>10.3f}{min(ts):>9.3f}{base / med:>9.2f}x{diffs[name]:>12.1e}")
+        print(f"{name:<16}{med:>10.3f}{min(ts):>9.3f}{med / base:>11.2f}x{diffs[name]:>12.1e}")
         results["forward"][name] = {
             "median_s": med, "best_s": min(ts), "times_s": ts,
-            "speedup_vs_as_released": base / med, "max_abs_diff": diffs[name],
+            "time_ratio_vs_as_released": med / base, "max_abs_diff": diffs[name],
         }
-    if size == (400, 600):
+    if size == (400, 600) and times:
         fast = statistics.median(times["fast"])
         print(f"(context, not measured here: the authors' code takes about {AUTHORS_SECONDS} s "
               f"on a 2-core machine; fast is {AUTHORS_SECONDS / fast:.2f}x that figure)")
 
     if not args.skip_training:
-        ttimes, loss_name = bench_training(model, args.train_repeats, 4, 256)
-        tbase = statistics.median(ttimes["train contiguous"])
-        print(f"\ntraining step, batch 4 x 3x256x256, Adam, {loss_name}, "
-              f"median of {args.train_repeats}")
-        print(f"{'variant':<22}{'median s':>10}{'best s':>9}{'speed-up':>10}")
-        for name, ts in ttimes.items():
-            med = statistics.median(ts)
-            print(f"{name:<22}{med:>10.3f}{min(ts):>9.3f}{tbase / med:>9.2f}x")
-            results["training"][name] = {"median_s": med, "best_s": min(ts), "times_s": ts,
-                                         "speedup_vs_contiguous": tbase / med}
+        for crop in args.train_sizes:
+            ttimes = bench_training(model, args.train_repeats, 4, crop)
+            tbase = statistics.median(ttimes["authors' code"])
+            print(f"\ntraining step, batch 4 x 3x{crop}x{crop}, forward + -SSIM band loss + "
+                  f"backward + Adam, median of {args.train_repeats}")
+            print(f"{'variant':<22}{'median s':>10}{'best s':>9}{'time ratio':>12}")
+            for name, ts in ttimes.items():
+                med = statistics.median(ts)
+                print(f"{name:<22}{med:>10.3f}{min(ts):>9.3f}{med / tbase:>11.2f}x")
+                results["training"][f"{name} {crop}"] = {
+                    "median_s": med, "best_s": min(ts), "times_s": ts,
+                    "time_ratio_vs_authors": med / tbase}
+    if args.profile:
+        results["profile"] = profile_enhance(model, size, args.profile)
 
     if args.json:
         results["meta"] = {

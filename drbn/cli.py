@@ -20,7 +20,7 @@ import numpy as np
 from . import distributed, experiments, fetch, reproduce
 from .data import describe, load_pairs
 from .device import DEVICE_HELP, pick_device
-from .enhance import Enhancement, enhance
+from .enhance import OVERLAP, Enhancement, enhance
 from .errors import DRBNError
 from .evaluate import format_table, score_outputs, write_csv
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
@@ -100,7 +100,8 @@ def load_enhancer(args) -> Callable[[np.ndarray], Enhancement]:
         model = load_zero_dce(args.weights).to(pick_device(args.device))
         return lambda image: Enhancement(*(2 * [enhance_zero_dce(model, image)]))
     stage1, recomposer = load_models(args.weights, args.stage2, args.device)
-    return lambda image: enhance(stage1, image, recomposer)
+    tile, overlap = getattr(args, "tile", "auto"), getattr(args, "overlap", OVERLAP)
+    return lambda image: enhance(stage1, image, recomposer, tile=tile, overlap=overlap)
 
 
 def cmd_enhance(args) -> None:
@@ -196,6 +197,16 @@ def cmd_evaluate(args) -> None:
     print(f"written {write_csv(rows, csv_path)}")
 
 
+def parse_tile(text: str) -> int | str | None:
+    """``--tile``: 'auto', 'none' (the whole image at once) or a window side in pixels."""
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile takes a number of pixels, 'auto' or 'none', got {text!r}") from None
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``K/N`` -> (K, N): this process runs the K-th of N shares of the runs (1 <= K <= N)."""
     try:
@@ -243,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="stage-1 weights: the authors' model_s1.pt or a kit checkpoint")
     p.add_argument("--stage2", help="recomposer: a stage2.pt of this kit or the authors' model_R_s2.pt")
     p.add_argument("--save-bands", action="store_true", help="also write the bands and weight maps")
+    p.add_argument("--tile", type=parse_tile, default="auto",
+                   help="window side in pixels so that large photos fit in memory; 'auto' (default: the whole "
+                        "image when it fits) or 'none'")
+    p.add_argument("--overlap", type=int, default=OVERLAP,
+                   help=f"pixels of context around each window (default {OVERLAP}: seams stay under one 8-bit level)")
     p.add_argument("--method", default="drbn", choices=["drbn", "zero-dce"],
                    help="drbn (default), or the peer method zero-dce with --weights zero_dce_Epoch99.pth "
                         "(default: found like the released weights)")

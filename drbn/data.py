@@ -211,6 +211,21 @@ def load_pairs(
     return load_lol(source, split, limit=limit)
 
 
+def hold_out(pairs: list[Pair], every: int) -> tuple[list[Pair], list[Pair]]:
+    """(training pairs, validation pairs): every ``every``-th pair (the 1st, 11th, ... for 10)
+    is held out to validate on during training, so that settings are never chosen on the
+    test split. ``every=0`` holds out nothing and validates on nothing."""
+    if every < 0:
+        raise DRBNError(f"holdout_every must be 0 (none) or a positive number, got {every}.")
+    if every == 0:
+        return list(pairs), []
+    held = pairs[::every]
+    if len(held) == len(pairs):
+        raise DRBNError(f"holding out every {every}. of {len(pairs)} training pairs leaves none to train on; "
+                        "use more pairs or a larger holdout_every.")
+    return [p for i, p in enumerate(pairs) if i % every], held
+
+
 def describe(data: str | os.PathLike | None) -> str:
     """One line naming the paired data ``data`` stands for, for tables and logs."""
     source = resolve(data)

@@ -307,7 +307,9 @@ def continued_config(saved: Any, asked: Any, done: int, source: str | os.PathLik
     if steps < done:
         raise DRBNError(f"{source} is already at step {done}; pass --steps above {done} to extend it.")
     note = f"drbn: resuming at step {done} with the schedule changed from {saved.steps} to {steps} steps"
-    if halve_at is not None and hasattr(saved, halve_at):
+    if getattr(saved, "schedule", "halve") == "cosine":
+        note += "; the learning rate is recomputed: the cosine decay now reaches 0 at the new end"
+    elif halve_at is not None and hasattr(saved, halve_at):
         fraction = getattr(saved, halve_at)
         before, after = int(fraction * saved.steps), int(fraction * steps)
         note += f"; the learning rate is recomputed: it now halves after step {after} (was {before})"

@@ -51,13 +51,16 @@ class Stage1Config:
     batch_size: int = 4
     crop: int = 256
     lr: float = 1e-4
-    lr_halve_at: float = 2 / 3  # fraction of ``steps`` after which lr is halved
+    lr_halve_at: float = 2 / 3  # fraction of ``steps`` after which lr is halved ("halve" only)
+    schedule: str = "halve"  # "halve" (released) or "cosine" (decays to 0 over the run)
+    warmup: float = 0.0  # fraction of ``steps`` with the lr rising linearly from 0
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # full, half, quarter
     seed: int = 0
     data: str = "auto"  # "auto", "synthetic" or a LOL folder (drbn.data.resolve)
     eval_every: int = 5_000
     checkpoint_every: int = 5_000
     max_eval_images: int = 15
+    holdout_every: int = 10  # every 10th training pair validates instead of training; never the test split
     channels_last: bool = True  # fastest convolution layout on CPU
     model: DRBNConfig = field(default_factory=DRBNConfig)
 
@@ -77,9 +80,22 @@ def stage1_preset(name: str, **overrides: Any) -> Stage1Config:
     return replace(STAGE1_PRESETS[name], **overrides)
 
 
-def learning_rate(step: int, base: float, steps: int, halve_at: float) -> float:
-    """The released schedule: constant, halved once after ``halve_at`` of the run."""
-    return base * (0.5 if step >= int(halve_at * steps) else 1.0)
+def learning_rate(step: int, base: float, steps: int, halve_at: float,
+                  schedule: str = "halve", warmup: float = 0.0) -> float:
+    """The lr of ``step``: "halve" is the released schedule (constant, halved once after
+    ``halve_at`` of the run); "cosine" decays from ``base`` to 0 over the run. Either starts
+    with a linear warm-up over the first ``warmup`` fraction of the steps."""
+    if schedule not in SCHEDULES:
+        raise DRBNError(f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+    ramp = int(warmup * steps)
+    if step < ramp:
+        return base * (step + 1) / ramp
+    if schedule == "halve":
+        return base * (0.5 if step >= int(halve_at * steps) else 1.0)
+    return base * 0.5 * (1 + math.cos(math.pi * (step - ramp) / max(1, steps - ramp)))
+
+
+SCHEDULES = ("halve", "cosine")
 
 
 def step_rng(seed: int, step: int, stream: int = 0) -> np.random.Generator:
@@ -190,8 +206,8 @@ def train_stage1(
         optimizer.load_state_dict(payload["optimizer"])  # moves its state to the parameters' device
         history, start = payload["history"], payload["step"]
 
-    train_pairs = datasets.load_pairs(config.data, "train")
-    eval_pairs = datasets.load_pairs(config.data, "test")[: config.max_eval_images]
+    train_pairs, eval_pairs = datasets.hold_out(datasets.load_pairs(config.data, "train"), config.holdout_every)
+    eval_pairs = eval_pairs[: config.max_eval_images]
     loss_fn = BandLoss(config.loss_weights)
 
     def save(step: int) -> Path:
@@ -209,7 +225,7 @@ def train_stage1(
     bar = tqdm(range(start, end), initial=start, total=config.steps,
                desc="stage 1", disable=not (progress and distributed.is_main()))
     for step in bar:
-        lr = learning_rate(step, config.lr, config.steps, config.lr_halve_at)
+        lr = learning_rate(step, config.lr, config.steps, config.lr_halve_at, config.schedule, config.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = datasets.sample_pair_batch(train_pairs, config.batch_size, config.crop, step_rng(config.seed, step))
@@ -228,7 +244,7 @@ def train_stage1(
         history["loss"].append(logged)
         history["lr"].append(lr)
         history["seconds"].append(time.perf_counter() - started)
-        if distributed.is_main() and (done % config.eval_every == 0 or done == config.steps):
+        if eval_pairs and distributed.is_main() and (done % config.eval_every == 0 or done == config.steps):
             psnr, ssim_value = validate(model, eval_pairs)
             history["eval_step"].append(done)
             history["psnr"].append(psnr)
@@ -265,6 +281,7 @@ class Stage2Config:
     eval_every: int = 1_000
     checkpoint_every: int = 1_000
     max_eval_images: int = 15
+    holdout_every: int = 10  # as in Stage1Config: validation on held-out training pairs
     recomposer: RecomposerConfig = field(default_factory=RecomposerConfig)
 
 
@@ -290,12 +307,12 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def unpaired_images(config: Stage2Config, train_pairs, test_pairs):
+def unpaired_images(config: Stage2Config):
     """The unpaired low-light set for the quality term: never the test set unless asked."""
     if config.unpaired == "auto":
         return datasets.synthetic_unpaired(seed=config.seed + 1)
-    if config.unpaired == "test":
-        return [(p.name, p.low) for p in test_pairs]
+    if config.unpaired == "test":  # the authors' choice: the test split's low-light images, no targets
+        return [(p.name, p.low) for p in datasets.load_pairs(config.data, "test")]
     return datasets.load_unpaired(config.unpaired)
 
 
@@ -375,10 +392,9 @@ def train_stage2(
         opt_d.load_state_dict(payload["optimizer_discriminator"])
         history, start = payload["history"], payload["step"]
 
-    train_pairs = datasets.load_pairs(config.data, "train")
-    test_pairs = datasets.load_pairs(config.data, "test")
-    eval_pairs = test_pairs[: config.max_eval_images]
-    unpaired = unpaired_images(config, train_pairs, test_pairs)
+    train_pairs, eval_pairs = datasets.hold_out(datasets.load_pairs(config.data, "train"), config.holdout_every)
+    eval_pairs = eval_pairs[: config.max_eval_images]
+    unpaired = unpaired_images(config)
     high_quality = high_quality_images(config)
 
     def save(step: int) -> Path:
@@ -443,7 +459,7 @@ def train_stage2(
         for key, value in (("step", done), ("lr", config.lr), ("seconds", time.perf_counter() - started),
                            *logged.items()):
             history[key].append(value)
-        if distributed.is_main() and (done % config.eval_every == 0 or done == config.steps):
+        if eval_pairs and distributed.is_main() and (done % config.eval_every == 0 or done == config.steps):
             recomposer.eval()
             psnr, ssim_value = validate(stage1, eval_pairs, recomposer)
             recomposer.train()

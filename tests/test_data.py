@@ -290,3 +290,15 @@ def test_auto_finds_a_lol_folder_inside_the_repository(tmp_path, monkeypatch):
     (root / "eval15" / "high").rmdir()
     with pytest.raises(DRBNError, match="lacks the sub-folders"):
         load_pairs("auto", "test")
+
+
+def test_hold_out_keeps_every_nth_training_pair_for_validation():
+    from drbn.data import hold_out
+
+    pairs = load_pairs("synthetic", "train")
+    train, held = hold_out(pairs, 10)
+    assert [p.name for p in held] == [p.name for p in pairs[::10]]
+    assert len(train) + len(held) == len(pairs) and not {p.name for p in held} & {p.name for p in train}
+    assert hold_out(pairs, 0) == (pairs, [])
+    with pytest.raises(DRBNError, match="none to train on"):
+        hold_out(pairs[:1], 10)

@@ -80,3 +80,40 @@ def test_bare_module_rejects_sizes_it_cannot_take(shape):
 def test_zero_recursions_is_a_clear_error():
     with pytest.raises(DRBNError, match="at least 1"):
         DRBN(DRBNConfig(recursions=0))
+
+
+def parameter_gradients(model, y, x):
+    from drbn.losses import BandLoss
+
+    model.zero_grad(set_to_none=True)
+    BandLoss()(model(y), x).backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def test_training_fast_path_has_the_gradients_of_the_plain_model():
+    torch.manual_seed(0)
+    plain = DRBN(DRBNConfig(recursions=2)).train()
+    fast = DRBN(DRBNConfig(recursions=2))
+    fast.load_state_dict(plain.state_dict())
+    fast.for_training()
+    y, x = 0.3 * torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    expected = parameter_gradients(plain, y, x)
+    cl = torch.channels_last
+    got = parameter_gradients(fast, y.contiguous(memory_format=cl), x.contiguous(memory_format=cl))
+    for name, grad in expected.items():
+        torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_summed_dense_block_has_the_gradients_of_the_concatenating_one(layout):
+    torch.manual_seed(0)
+    block = ResidualDenseBlock(16, 8).to(memory_format=layout)
+    x = torch.randn(2, 16, 20, 24).contiguous(memory_format=layout)
+    weight = torch.randn(2, 16, 20, 24)
+    grads = []
+    for forward in (block.forward, block.forward_summed):
+        block.zero_grad(set_to_none=True)
+        (forward(x) * weight).sum().backward()
+        grads.append([p.grad.clone() for p in block.parameters()])
+    for got, expected in zip(*grads[::-1]):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

@@ -164,3 +164,17 @@ def test_stage2_bad_inputs_are_clear_errors(tmp_path):
         train_stage2(tiny_stage2(high_quality=str(tmp_path / "missing")), stage1, tmp_path / "b", progress=False)
     with pytest.raises(DRBNError, match="smaller|crop"):
         train_stage2(tiny_stage2(crop=4096), stage1, tmp_path / "c", progress=False)
+
+
+def test_learning_rate_schedules():
+    from drbn.train import learning_rate
+
+    # released: constant, halved after two thirds
+    assert learning_rate(0, 1e-4, 300, 2 / 3) == 1e-4
+    assert learning_rate(199, 1e-4, 300, 2 / 3) == 1e-4 and learning_rate(200, 1e-4, 300, 2 / 3) == 5e-5
+    # cosine with a 10 % linear warm-up: rises to the peak, then falls to 0 at the end
+    lrs = [learning_rate(s, 3e-4, 100, 2 / 3, "cosine", 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(3e-5) and lrs[9] == pytest.approx(3e-4) and max(lrs) == pytest.approx(3e-4)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 1e-6
+    with pytest.raises(DRBNError, match="schedule"):
+        learning_rate(0, 1e-4, 10, 2 / 3, "linear")
