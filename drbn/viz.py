@@ -24,15 +24,18 @@ from typing import Sequence
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch
 from matplotlib.table import Table
+from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
 from . import results
 from .discriminator import sorted_channels
 from .enhance import pad_to_multiple
 from .images import to_image
+from .losses import gaussian_window
 from .metrics import psnr as metrics_psnr
+from .model import DRBNConfig
 from .recompose import decompose
 
 DPI = 110
@@ -157,6 +160,7 @@ def plot_history(history: dict, title: str | None = None) -> Figure:
             ax.plot(steps[window - 1:], _smooth(loss, window), color="C0", label=f"mean of {window}")
         ax.legend(fontsize=8)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_ylabel("loss")
     ax.set_title("training loss", fontsize=10)
     ax.grid(alpha=0.3)
@@ -174,10 +178,18 @@ def plot_history(history: dict, title: str | None = None) -> Figure:
     else:
         ax.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.margins(x=0.08, y=0.15)  # room for the labels
     ax.set_ylabel("PSNR (dB)")
     ax.set_title("validation PSNR (labels: SSIM)", fontsize=10)
     ax.grid(alpha=0.3)
+    minutes = np.asarray(history.get("seconds", []), dtype=float) / 60
+    if len(psnr) and len(minutes) == len(steps) > 1 and np.all(np.diff(minutes) > 0):
+        # the same axis in wall-clock minutes of training, read from the run's own timing
+        top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, minutes),
+                                                   lambda m: np.interp(m, minutes, steps)))
+        top.set_xlabel("minutes of training", fontsize=8)
+        top.tick_params(labelsize=7)
 
     if stage2:
         ax = axes[2]
@@ -186,6 +198,7 @@ def plot_history(history: dict, title: str | None = None) -> Figure:
             if len(values):
                 ax.plot(history["step"][: len(values)], values, lw=1, label=key.removeprefix("loss_"))
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("stage-2 loss terms", fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -280,6 +293,35 @@ def plot_noise_model(darkening, bins: int = 24) -> Figure:
         ax.grid(alpha=0.3)
     return fig
 
+
+
+def plot_brightness(groups: dict, bins: int = 20, title: str | None = None) -> Figure:
+    """Histograms of the mean brightness (over pixels and RGB, in [0, 1]) of several sets of
+    images, one outlined histogram per named set (``{name: sequence of means}``), each
+    set's median dashed: e.g. the low-light inputs, the normal-light targets and
+    well-exposed photos side by side.
+
+    Introduced in notebooks/01_low_light_data.
+    """
+    fig, ax = _figure(1, 1, 6.0, height=3.0, squeeze=True)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for i, (name, values) in enumerate(groups.items()):
+        values = np.asarray(values, dtype=float)
+        if not len(values):
+            continue
+        counts, _ = np.histogram(np.clip(values, 0, 1), bins=edges)
+        median = float(np.median(values))
+        ax.stairs(counts / len(values), edges, color=f"C{i}", lw=1.5,
+                  label=f"{name} ({len(values)}, median {median:.2f})")
+        ax.axvline(median, color=f"C{i}", lw=1.0, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("mean brightness of an image")
+    ax.set_ylabel("fraction of the set")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
 
 # ----------------------------------------------------------------------------- stage 1
 def plot_recursions(outputs_per_t: Sequence, target=None, low=None) -> Figure:
@@ -598,4 +640,259 @@ def plot_results_table(rows: Sequence[dict], header: Sequence[str] = (), columns
     ax.add_table(table)
     if header:
         fig.text(0.005, 0.995, "\n".join(header), fontsize=7, va="top", ha="left")
+    return fig
+
+
+# ----------------------------------------------------------------------------- teaching figures
+def _box(ax, x, y, w, h, text, colour, fontsize=7.5):
+    """A rounded box centred at (x, y) with ``text`` inside (data units)."""
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=colour, edgecolor="0.25", lw=0.8))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, colour="0.2", text=None, ls="-", rad=0.0, text_offset=(0.0, 0.12)):
+    """An arrow from ``start`` to ``end`` (data units), optionally labelled at its middle."""
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color=colour, lw=1.0,
+                                 linestyle=ls, connectionstyle=f"arc3,rad={rad}", shrinkA=1, shrinkB=1))
+    if text:
+        ax.text((start[0] + end[0]) / 2 + text_offset[0], (start[1] + end[1]) / 2 + text_offset[1], text,
+                ha="center", va="center", fontsize=6.5, color=colour)
+
+
+def _plus(ax, x, y, colour="white"):
+    """A summing node: a small circle with a plus sign."""
+    ax.add_patch(Circle((x, y), 0.14, facecolor=colour, edgecolor="0.2", lw=0.8, zorder=3))
+    ax.text(x, y, "+", ha="center", va="center", fontsize=8, zorder=4)
+
+
+def plot_architecture(config: DRBNConfig | None = None) -> Figure:
+    """Stage 1 drawn from its configuration (default: the released model). Top, one
+    band-learning unit: a U-Net over three scales (full, half, quarter) built from residual
+    dense blocks (RDB), the decoder features f where the previous recursion's are added
+    (f^t = Δf^t + f^(t-1)), and three heads whose outputs are added coarse to fine
+    (x̂_half = head(f_half) + up2(x̂_quarter)). Bottom, the T recursions: unit t is fed
+    cat(x̂^(t-1)_full, y) and the features of unit t-1; only the last unit's three outputs
+    enter the loss. Variants without the recursive input or the feature residuals are drawn
+    without them.
+
+    Introduced in notebooks/02_recursive_band_learning.
+    """
+    config = config or DRBNConfig()
+    width, growth, T = config.width, config.growth, config.recursions
+    wide = 2 * width
+    fig = Figure(figsize=(11.5, 6.8), layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=(2.7, 1.0))
+    for ax in (top, bottom):
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+    enc, dec, feat, head = "#cfe2f3", "#d9ead3", "#fff2cc", "#f4cccc"
+
+    # one unit: one row per scale; encoder left, decoder middle, heads right
+    ax = top
+    ax.set_xlim(-0.6, 14.2)
+    ax.set_ylim(-0.1, 5.4)
+    rows = {"full": 4.3, "half": 2.4, "quarter": 0.5}
+    y_full, y_half, y_quarter = rows.values()
+    source = "cat(x̂^(t-1)_full, y)" if config.recursive_input else "cat(x̂^(t-1), x̂^(t-1))"
+    _box(ax, 0.35, y_full, 1.3, 0.75, f"input, 6 ch\ncat(y, y) at t = 1\n{source}", "white", fontsize=6.5)
+    _box(ax, 2.0, y_full, 1.2, 0.6, f"2 × conv3x3\n+ReLU → {width}", enc)
+    _box(ax, 3.6, y_full, 1.0, 0.6, f"RDB({width},{growth})", enc)
+    _box(ax, 3.6, y_half, 1.0, 0.6, f"RDB({width},{growth})", enc)
+    _box(ax, 5.4, y_quarter, 1.7, 0.6, f"2 × RDB({wide},{2 * growth})\n+ residual", enc)
+    _arrow(ax, (1.0, y_full), (1.4, y_full))
+    _arrow(ax, (2.6, y_full), (3.1, y_full))
+    _arrow(ax, (3.6, y_full - 0.3), (3.6, y_half + 0.3), text="conv s2", text_offset=(0.35, 0))
+    _arrow(ax, (3.6, y_half - 0.3), (4.55, y_quarter + 0.15), text=f"conv s2\n→ {wide} ch",
+           text_offset=(-0.25, -0.05))
+    _box(ax, 7.6, y_half, 1.0, 0.6, f"RDB({width},{growth})", dec)
+    _box(ax, 7.6, y_full, 1.0, 0.6, f"RDB({width},{growth})", dec)
+    _arrow(ax, (6.25, y_quarter + 0.2), (7.45, y_half - 0.3), text="deconv ×2", text_offset=(0.45, -0.05))
+    _arrow(ax, (7.6, y_half + 0.3), (7.6, y_full - 0.3), text="deconv ×2", text_offset=(0.45, 0))
+    _arrow(ax, (2.0, y_full + 0.3), (8.4, y_full + 0.15), colour="0.5", ls="--", rad=-0.18,
+           text="skips: + e0 + e_full", text_offset=(0, 0.85))
+    _arrow(ax, (4.1, y_half), (7.1, y_half), colour="0.5", ls="--", text="skip: + e_half", text_offset=(0, 0.15))
+    for scale, y in rows.items():  # the features f, where feature residual learning adds f^(t-1)
+        _plus(ax, 8.9, y, feat)
+        ax.text(8.9, y - 0.32, f"f_{scale}", ha="center", va="top", fontsize=7)
+        if config.feature_residuals:
+            _arrow(ax, (8.9, y + 0.75), (8.9, y + 0.16), colour="C2")
+            ax.text(9.0, y + 0.6, f"+ f^(t-1)_{scale}", ha="left", va="center", fontsize=6.5, color="C2")
+    _arrow(ax, (8.1, y_full), (8.74, y_full))
+    _arrow(ax, (8.1, y_half), (8.74, y_half))
+    _arrow(ax, (6.25, y_quarter), (8.74, y_quarter))
+    for scale, y in rows.items():  # heads, and the coarse-to-fine addition
+        _box(ax, 10.5, y, 1.2, 0.55, "head: 2 × conv3x3\n→ 3 ch", head, fontsize=6.5)
+        _arrow(ax, (9.05, y), (9.9, y))
+        if scale != "quarter":
+            _plus(ax, 11.8, y)
+            _arrow(ax, (11.1, y), (11.65, y))
+        size = {"full": "H × W", "half": "H/2 × W/2", "quarter": "H/4 × W/4"}[scale]
+        _arrow(ax, (11.95 if scale != "quarter" else 11.1, y), (12.9, y))
+        ax.text(13.0, y, f"x̂_{scale}\n{size}", ha="left", va="center", fontsize=7.5)
+        ax.text(-0.55, y - 0.55, scale, ha="left", va="center", fontsize=7, color="0.45", style="italic")
+    _arrow(ax, (12.3, y_quarter + 0.05), (11.85, y_half - 0.15), colour="C3", text="up2", text_offset=(0.35, 0))
+    _arrow(ax, (12.3, y_half + 0.05), (11.85, y_full - 0.15), colour="C3", text="up2", text_offset=(0.35, 0))
+    ax.set_title("one recursion: a band-learning unit (U-Net), outputs added coarse to fine", fontsize=10)
+
+    # the T recursions (at most five drawn)
+    ax = bottom
+    shown = list(range(1, T + 1)) if T <= 5 else [1, 2, None, T - 1, T]
+    ax.set_xlim(-0.6, 2.6 * len(shown) + 2.2)
+    ax.set_ylim(-0.3, 1.9)
+    _box(ax, 0.0, 0.1, 0.9, 0.5, "y (low light)", "white")
+    xs = [1.6 + 2.6 * i for i in range(len(shown))]
+    for i, (x, t) in enumerate(zip(xs, shown)):
+        if t is None:
+            ax.text(x, 1.1, "…", ha="center", va="center", fontsize=14)
+            continue
+        _box(ax, x, 1.1, 1.4, 0.7, f"unit t = {t}\n(own weights)", enc)
+        if t == 1 or config.recursive_input:
+            _arrow(ax, (x - 0.4, 0.1), (x - 0.4, 0.75), colour="0.35")
+        if i + 1 < len(shown):
+            end = xs[i + 1] - (0.7 if shown[i + 1] else 0.25)
+            start = x + 0.7 if t is not None else x + 0.25
+            _arrow(ax, (start, 1.25), (end, 1.25), text="x̂^t_full", text_offset=(0, 0.15))
+            if config.feature_residuals:
+                _arrow(ax, (start, 0.95), (end, 0.95), colour="C2", text="f^t", text_offset=(0, -0.17))
+    for i, (x, t) in enumerate(zip(xs, shown)):  # arrows out of the "…" column
+        if t is None and i + 1 < len(shown):
+            _arrow(ax, (x + 0.25, 1.25), (xs[i + 1] - 0.7, 1.25))
+            if config.feature_residuals:
+                _arrow(ax, (x + 0.25, 0.95), (xs[i + 1] - 0.7, 0.95), colour="C2")
+    ax.plot([0.45, (xs[-1] if config.recursive_input else xs[0]) - 0.4], [0.1, 0.1], color="0.35", lw=1.0)
+    _box(ax, xs[-1] + 2.0, 1.1, 1.5, 0.9,
+         "loss on unit T only:\n−SSIM(x̂_full, x)\n−SSIM(x̂_half, x↓2)\n−SSIM(x̂_quarter, x↓4)", head, fontsize=6.5)
+    _arrow(ax, (xs[-1] + 0.7, 1.1), (xs[-1] + 1.25, 1.1))
+    ax.set_title(f"T = {T} recursions: unit t > 1 sees {source}"
+                 + (" and adds the features f^(t-1) of unit t-1" if config.feature_residuals else ""),
+                 fontsize=10)
+    return fig
+
+
+def plot_negated_optimum(target, amplitudes: Sequence[float] | None = None) -> Figure:
+    """Why -SSIM has a second optimum near a channel's negated image. Left: SSIM(t·x_c, x_c)
+    for each RGB channel c of the target x and amplitudes t (default 61 values in
+    [-1.5, 1.5]), each curve's minimum over t < 0 marked: along this line, the boundary
+    between the slope towards +x and the basin around -x. Right: at t = -1 (green channel)
+    the luminance term l = (2 μ_a μ_b + C1) / (μ_a² + μ_b² + C1), the contrast-structure
+    term cs = (2 σ_ab + C2) / (σ_a² + σ_b² + C2) and their product, the SSIM map: both terms
+    are negative, and the product positive, only where 2μ² > C1 and 2σ² > C2.
+
+    For an output a = t·x the window statistics follow from x's own: μ_a = t μ,
+    σ_a² = t² σ², σ_ab = t σ², so every t costs no further filtering (the same window and
+    constants as ``drbn.losses.ssim_map``).
+
+    Introduced in notebooks/02_recursive_band_learning.
+    """
+    x = torch.as_tensor(to_image(target), dtype=torch.float64).permute(2, 0, 1)[None].clamp(0, 1)
+    ts = np.linspace(-1.5, 1.5, 61) if amplitudes is None else np.asarray(amplitudes, dtype=float)
+    window = gaussian_window().to(x.dtype).expand(3, 1, -1, -1)
+    blur = lambda t: torch.nn.functional.conv2d(t, window, padding=window.shape[-1] // 2, groups=3)  # noqa: E731
+    mu = blur(x)
+    mu2, var = mu**2, blur(x * x) - mu**2
+    c1, c2 = 0.01**2, 0.03**2  # data range 1
+
+    def terms(t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        luminance = (2 * t * mu2 + c1) / ((t * t + 1) * mu2 + c1)
+        contrast_structure = (2 * t * var + c2) / ((t * t + 1) * var + c2)
+        return luminance, contrast_structure
+
+    curves = np.array([(lambda l, cs: (l * cs).mean((0, 2, 3)).numpy())(*terms(t)) for t in ts])
+    fig, axes = _figure(1, 4, 3.0, height=2.9, squeeze=True)
+    ax = axes[0]
+    for c, colour in enumerate(("red", "green", "blue")):
+        ax.plot(ts, curves[:, c], color=colour, lw=1.2, label="RGB"[c])
+        if (ts < 0).any():
+            low = int(np.argmin(np.where(ts < 0, curves[:, c], np.inf)))
+            ax.plot(ts[low], curves[low, c], "v", color=colour, ms=5)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.axvline(-1, color="0.5", lw=0.6, ls=":")
+    ax.set_xlabel("amplitude t of the output t·x")
+    ax.set_ylabel("SSIM(t·x, x)")
+    ax.set_title("SSIM along the line t·x\n(▼ lowest point for t < 0)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    luminance, contrast_structure = (m[0, 1].numpy() for m in terms(-1.0))
+    image = None
+    for ax, m, name in ((axes[1], luminance, "luminance l"), (axes[2], contrast_structure, "contrast-structure cs"),
+                        (axes[3], luminance * contrast_structure, "SSIM map l · cs")):
+        image = ax.imshow(m, cmap="RdBu", vmin=-1, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{name} at t = −1, green\n(mean {float(m.mean()):+.3f})", fontsize=9)
+    fig.colorbar(image, ax=list(axes[1:]), shrink=0.8, label="< 0 red, > 0 blue")
+    return fig
+
+
+# ----------------------------------------------------------------------------- teaser
+def zoom_box(image, fraction: float = 0.3) -> tuple[int, int, int, int]:
+    """A square box ``(top, left, height, width)`` with sides ``fraction`` of the shorter side,
+    placed where ``image`` (best: the target) has the most detail (largest mean gradient
+    magnitude): where noise, blur and colour errors show when zoomed in.
+
+    Introduced in notebooks/05_figures.
+    """
+    gray = np.clip(to_image(image), 0, 1).mean(-1)
+    h, w = gray.shape
+    side = max(8, int(round(fraction * min(h, w))))
+    side = min(side, h, w)
+    energy = np.zeros_like(gray)
+    energy[:-1, :] += np.abs(np.diff(gray, axis=0))
+    energy[:, :-1] += np.abs(np.diff(gray, axis=1))
+    total = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # summed-area table
+    stride = max(1, side // 4)
+    best, box = -1.0, (0, 0, side, side)
+    for top in range(0, h - side + 1, stride):
+        for left in range(0, w - side + 1, stride):
+            s = (total[top + side, left + side] - total[top, left + side]
+                 - total[top + side, left] + total[top, left])
+            if s > best:
+                best, box = s, (top, left, side, side)
+    return box
+
+
+def plot_teaser(columns: dict, box: tuple[int, int, int, int] | None = None, target: str | None = "ground truth",
+                ncols: int | None = None, size: float = 2.2, title: str | None = None) -> Figure:
+    """The paper-style teaser of one image: every method's output (``columns``: {label:
+    image}, in order) with the zoom ``box`` outlined, and below each the zoomed crop. With a
+    ``target`` entry the titles carry each output's PSNR to it (full image, 8-bit). ``box``
+    None picks :func:`zoom_box` of the target (else of the last column). More than ``ncols``
+    methods wrap onto further pairs of rows.
+
+    Introduced in notebooks/05_figures.
+    """
+    from matplotlib.patches import Rectangle
+
+    labels = list(columns)
+    if not labels:
+        raise ValueError("plot_teaser needs at least one image.")
+    reference = columns[target] if target in columns else None
+    if box is None:
+        box = zoom_box(reference if reference is not None else columns[labels[-1]])
+    top, left, bh, bw = box
+    ncols = min(ncols or len(labels), len(labels))
+    blocks = math.ceil(len(labels) / ncols)
+    first = to_image(columns[labels[0]])
+    aspect = first.shape[0] / first.shape[1]
+    heights = [size * aspect + 0.35, size * bh / bw + 0.1] * blocks
+    fig = Figure(figsize=(size * ncols, sum(heights)), layout="constrained")
+    axes = fig.subplots(2 * blocks, ncols, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for i, name in enumerate(labels):
+        image = to_image(columns[name])
+        if image.shape[:2] != first.shape[:2]:
+            raise ValueError(f"column {name!r} is {image.shape[:2]}, the first is {first.shape[:2]}: one image size.")
+        heading = name
+        if reference is not None and name != target:
+            heading += f"\n{_psnr(image, reference):.2f} dB"
+        row, col = 2 * (i // ncols), i % ncols
+        _image_axes(axes[row, col], image, heading)
+        axes[row, col].add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, edgecolor="yellow", lw=1.2))
+        _image_axes(axes[row + 1, col], image[top:top + bh, left:left + bw])
+    for i in range(len(labels), blocks * ncols):
+        row, col = 2 * (i // ncols), i % ncols
+        fig.delaxes(axes[row, col])
+        fig.delaxes(axes[row + 1, col])
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

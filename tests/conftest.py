@@ -52,3 +52,17 @@ def released_recomposer_path() -> Path:
 @pytest.fixture
 def unpaired_dir() -> Path:
     return shared_path("data", "unpaired")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A kit stage-1 checkpoint of an untrained one-recursion DRBN: the cheapest real model."""
+    from drbn.model import DRBN, DRBNConfig
+    from drbn.weights import STAGE1, save_checkpoint
+
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=1))
+    path = tmp_path_factory.mktemp("ckpt") / "stage1.pt"
+    save_checkpoint(path, {"kind": STAGE1, "model": model.state_dict(),
+                           "model_config": {"recursions": 1}, "step": 0})
+    return path

@@ -5,22 +5,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from drbn.cli import main
 from drbn.images import read_image, write_image
 from drbn.model import DRBN, DRBNConfig
 from drbn.weights import STAGE1, save_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = DRBN(DRBNConfig(recursions=1))
-    path = tmp_path_factory.mktemp("ckpt") / "stage1.pt"
-    save_checkpoint(path, {"kind": STAGE1, "model": model.state_dict(),
-                           "model_config": {"recursions": 1}, "step": 0})
-    return path
 
 
 def error_line(capsys, argv):

@@ -1,6 +1,5 @@
 """Every subcommand's mistakes: exit status 2, exactly one line on stderr, no traceback, and
 nothing the user made is lost (photos, checkpoints). Cheap: smoke presets, tiny images."""
-import json
 import os
 import re
 import subprocess
@@ -16,7 +15,7 @@ from drbn import runs
 from drbn.cli import main
 from drbn.images import read_image, write_image
 from drbn.model import DRBN, DRBNConfig
-from drbn.weights import STAGE1, save_checkpoint
+from drbn.weights import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,16 +39,6 @@ def run_cli(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     done.stderr = "".join(line for line in done.stderr.splitlines(keepends=True)
                           if not re.match(r"[WI]\d{4} [\d:.]+ +\d+ torch/", line))
     return done
-
-
-@pytest.fixture(scope="module")
-def tiny_stage1(tmp_path_factory):
-    torch.manual_seed(0)
-    model = DRBN(DRBNConfig(recursions=1))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, {"kind": STAGE1, "model": model.state_dict(),
-                           "model_config": {"recursions": 1}, "step": 0})
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +147,8 @@ def test_concurrent_run_into_the_same_out_fails_at_once(tmp_path, capsys):
     assert not (tmp_path / "stage1.pt").exists()
 
 
-def test_explicit_vgg_weights_that_do_not_exist_are_an_error(tiny_stage1, tmp_path, capsys):
-    message = one_error(capsys, ["train-stage2", "--stage1", str(tiny_stage1), "--preset", "smoke",
+def test_explicit_vgg_weights_that_do_not_exist_are_an_error(tiny_checkpoint, tmp_path, capsys):
+    message = one_error(capsys, ["train-stage2", "--stage1", str(tiny_checkpoint), "--preset", "smoke",
                                  "--vgg-weights", str(tmp_path / "vgg16-typo.pth"), "--out", str(tmp_path / "r")])
     assert "vgg16-typo.pth" in message and "not found" in message
     assert not (tmp_path / "r" / "stage2.pt").exists()
@@ -176,41 +165,41 @@ def test_nan_setting_is_refused_not_called_divergence(tmp_path):
 
 
 # ----------------------------------------------------------------------------- enhance
-def test_enhance_never_overwrites_an_input(tiny_stage1, tmp_path, capsys):
+def test_enhance_never_overwrites_an_input(tiny_checkpoint, tmp_path, capsys):
     inputs = photos(tmp_path / "in", "a.png", "b.png")
     before = [p.read_bytes() for p in inputs]
-    message = one_error(capsys, ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--weights", str(tiny_stage1)])
+    message = one_error(capsys, ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--weights", str(tiny_checkpoint)])
     assert "also holds the input" in message
-    one_error(capsys, ["enhance", str(inputs[0]), "-o", str(tmp_path / "in"), "--weights", str(tiny_stage1)])
+    one_error(capsys, ["enhance", str(inputs[0]), "-o", str(tmp_path / "in"), "--weights", str(tiny_checkpoint)])
     assert [p.read_bytes() for p in inputs] == before
 
     # into a sub-folder: allowed, and a rerun skips that sub-folder (and says so)
     out = tmp_path / "in" / "enhanced"
     for _ in range(2):
-        assert main(["enhance", str(tmp_path / "in"), "-o", str(out), "--weights", str(tiny_stage1)]) == 0
+        assert main(["enhance", str(tmp_path / "in"), "-o", str(out), "--weights", str(tiny_checkpoint)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert "skipped 1 sub-folder: enhanced/" in capsys.readouterr().out
     assert [p.read_bytes() for p in inputs] == before
 
 
-def test_inputs_with_the_same_stem_get_distinct_outputs(tiny_stage1, tmp_path, capsys):
+def test_inputs_with_the_same_stem_get_distinct_outputs(tiny_checkpoint, tmp_path, capsys):
     photos(tmp_path / "in", "x.png")
     Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(tmp_path / "in" / "x.jpg")
-    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(tiny_stage1)]) == 0
+    assert main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x_jpg.png", "x_png.png"]
     out = capsys.readouterr().out
     assert "x.jpg -> x_jpg.png" in out and "x.png -> x_png.png" in out
 
 
-def test_a_corrupt_file_does_not_stop_the_batch(tiny_stage1, tmp_path, capsys):
+def test_a_corrupt_file_does_not_stop_the_batch(tiny_checkpoint, tmp_path, capsys):
     photos(tmp_path / "in", "a.png", "c.png")
     (tmp_path / "in" / "b.png").write_bytes(b"\x89PNG broken")
-    message = one_error(capsys, ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(tiny_stage1)])
+    message = one_error(capsys, ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)])
     assert "1 of 3 images failed" in message and "b.png" in message
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
-def test_non_finite_pixels_are_refused_with_the_file_name(tiny_stage1, tmp_path, capsys):
+def test_non_finite_pixels_are_refused_with_the_file_name(tiny_checkpoint, tmp_path, capsys):
     data = np.full((6, 6), 0.5, np.float32)
     data[2, 3] = np.nan
     Image.fromarray(data, mode="F").save(tmp_path / "nan.tif")
@@ -221,7 +210,7 @@ def test_non_finite_pixels_are_refused_with_the_file_name(tiny_stage1, tmp_path,
     for name in ("nan.tif", "inf.tif"):
         with pytest.raises(DRBNError, match=f"{name}.*not finite"):
             read_image(tmp_path / name)
-    message = one_error(capsys, ["enhance", str(tmp_path / "nan.tif"), "-o", str(tmp_path / "out"), "--weights", str(tiny_stage1)])
+    message = one_error(capsys, ["enhance", str(tmp_path / "nan.tif"), "-o", str(tmp_path / "out"), "--weights", str(tiny_checkpoint)])
     assert "nan.tif" in message
 
 
@@ -234,18 +223,18 @@ def lol(root: Path, splits=("our485", "eval15")) -> Path:
     return root
 
 
-def test_evaluate_csv_folder_writes_inside_it(tiny_stage1, tmp_path, capsys):
+def test_evaluate_csv_folder_writes_inside_it(tiny_checkpoint, tmp_path, capsys):
     data = lol(tmp_path / "LOL", splits=("eval15",))  # test-only evaluation needs only eval15/
     target = tmp_path / "results"
     target.mkdir()
-    assert main(["evaluate", "--weights", str(tiny_stage1), "--data", str(data), "--csv", str(target)]) == 0
+    assert main(["evaluate", "--weights", str(tiny_checkpoint), "--data", str(data), "--csv", str(target)]) == 0
     assert (target / "evaluate.csv").read_text().startswith("image,")
     assert f"written {target / 'evaluate.csv'}" in capsys.readouterr().out
-    message = one_error(capsys, ["evaluate", "--weights", str(tiny_stage1), "--data", str(data), "--split", "train"])
+    message = one_error(capsys, ["evaluate", "--weights", str(tiny_checkpoint), "--data", str(data), "--split", "train"])
     assert "our485" in message
 
 
-def test_evaluate_warns_when_stage2_was_trained_over_another_stage1(tiny_stage1, tmp_path, capsys):
+def test_evaluate_warns_when_stage2_was_trained_over_another_stage1(tiny_checkpoint, tmp_path, capsys):
     from drbn.recompose import Recomposer, RecomposerConfig
     from drbn.weights import STAGE2
 
@@ -256,7 +245,7 @@ def test_evaluate_warns_when_stage2_was_trained_over_another_stage1(tiny_stage1,
         "recomposer_config": {}, "stage1": other.state_dict(), "stage1_config": {"recursions": 1}, "step": 0})
     data = lol(tmp_path / "LOL", splits=("eval15",))
     argv = ["evaluate", "--stage2", str(stage2), "--data", str(data), "--csv", str(tmp_path / "e.csv")]
-    assert main([*argv, "--weights", str(tiny_stage1)]) == 0
+    assert main([*argv, "--weights", str(tiny_checkpoint)]) == 0
     err = capsys.readouterr().err
     assert "warning" in err and "trained over another stage 1" in err
     assert main(argv) == 0  # its own stage 1: no warning
