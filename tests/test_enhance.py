@@ -46,7 +46,7 @@ def test_bands_of_the_enhanced_image_sum_to_the_stage1_output(tiny):
 
 
 def test_released_model_on_real_photos_of_odd_sizes(released_stage1_path, unpaired_dir):
-    from drbn.released import load_stage1
+    from drbn.weights import load_stage1
 
     stage1 = load_stage1(released_stage1_path)
     low = read_image(unpaired_dir / "LIME" / "6.png")  # 326 x 326: not a multiple of 4
