@@ -16,8 +16,10 @@ import papermill
 import pytest
 from PIL import Image
 
+from conftest import shared_path
 from drbn import reproduce
-from drbn.released import STAGE1_FILENAME, find_released
+from drbn.data import describe
+from drbn.weights import STAGE1_FILENAME, find_released
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -30,15 +32,18 @@ SHARED_PARAMETERS = {"PRESET", "DATA", "OUT", "INTERACTIVE", "SEED"}
 EXPECTED_FIGURES = {
     "00_setup_check": ["00_sample_pair"],
     "01_low_light_data": ["01_test_pair", "01_histograms", "01_darkening_steps", "01_noise_model",
-                          "01_baselines", "01_training_batch"],
-    "02_recursive_band_learning": ["02_band_targets", "02_stage1_history", "02_recursions"]
+                          "01_brightness", "01_baselines", "01_training_batch"],
+    "02_recursive_band_learning": ["02_architecture", "02_band_targets", "02_stage1_history", "02_recursions",
+                                   "02_negated_optimum"]
     + (["02_released_vs_ours"] if find_released(STAGE1_FILENAME) else []),
     "03_band_recomposition": ["03_bands", "03_weights_before", "03_sorted_channels",
                               "03_high_quality_photos", "03_stage2_history", "03_before_after",
-                              "03_weights_after"],
-    "04_ablations": ["04_gamma_fit", "04_metrics", "04_recursions", "04_training_curves", "04_comparison"],
-    "05_figures": ["05_teaser", "05_bands", "05_recursions", "05_weight_maps", "05_results_table"],
-    "06_explorer": ["06_explore"],
+                              "03_weights_after", "03_unpaired_before_after"],
+    "04_ablations": ["04_gamma_fit", "04_negated_optimum", "04_metrics", "04_recursions", "04_training_curves",
+                     "04_comparison"],
+    "05_figures": ["05_teaser", "05_teaser_night", "05_bands", "05_recursions", "05_weight_maps",
+                   "05_results_table"],
+    "06_explorer": ["06_explore", "06_explore_photo", "06_recursions"],
 }
 
 
@@ -53,7 +58,8 @@ def test_notebooks_exist():
 def test_parameters_cell(path):
     """One cell tagged `parameters`, literals only, with the shared names."""
     found = papermill.inspect_notebook(str(path))
-    assert SHARED_PARAMETERS <= found.keys(), f"{path.name} lacks {SHARED_PARAMETERS - found.keys()}"
+    shared = SHARED_PARAMETERS - {"SEED"} | {"SEEDS"} if path.stem == "04_ablations" else SHARED_PARAMETERS  # a list of seeds
+    assert shared <= found.keys(), f"{path.name} lacks {shared - found.keys()}"
     nb = nbformat.read(path, as_version=4)
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name} has {len(tagged)} cells tagged 'parameters'"
@@ -156,11 +162,82 @@ def test_notebook_runs_and_records(executed, stem):
 @pytest.mark.slow
 def test_stage1_loss_falls(executed):
     values = record_of(executed, "02_recursive_band_learning")
-    assert values["stage1_parameters"] == 557_668
+    assert values["stage1_parameters"] == 557_668 and values["rdb_parameters"] == 8_880
     assert values["fixed_batch_loss_after"] < values["fixed_batch_loss_before"]
     assert values["last_loss"] < values["first_loss"]
     assert values["train_seconds"] > 0
     assert set(values["negated_channels"]) <= set("RGB")
+    # the hand-written training step took the library's first steps (the cell asserts it too)
+    assert len(values["hand_losses"]) >= 2 and values["hand_losses"] == pytest.approx(values["library_losses"])
+    assert values["hand_losses"][0] == pytest.approx(values["first_loss"])
+    assert len(values["recursion_psnr"]) == 4 and all(math.isfinite(v) for v in values["recursion_psnr"])
+    along = values["ssim_along_line"]  # SSIM(t·x, x): 1 at t = 1, about 0 at t = 0
+    assert along["1.0"] == pytest.approx(1.0) and abs(along["0.0"]) < 0.05
+
+
+FIRST_NOTEBOOKS = ["00_setup_check", "01_low_light_data", "02_recursive_band_learning"]
+FIRST_PARAMETERS = {"PRESET", "DATA", "HQ", "UNPAIRED", "OUT", "INTERACTIVE", "SEED", "THREADS"}
+
+
+@pytest.mark.parametrize("stem", FIRST_NOTEBOOKS)
+def test_first_notebooks_parameters_and_threads(stem):
+    """00-02 take every parameter the runner passes, and leave PyTorch's thread count alone
+    unless THREADS asks (no cap at two cores); a smoke run says its numbers mean nothing."""
+    path = NOTEBOOKS / f"{stem}.ipynb"
+    assert FIRST_PARAMETERS <= papermill.inspect_notebook(str(path)).keys()
+    nb = nbformat.read(path, as_version=4)
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "set_num_threads(min(" not in source
+    assert "if THREADS:\n    torch.set_num_threads(THREADS)" in source
+    assert 'if SMOKE:\n    print("SMOKE RUN' in source
+
+
+@pytest.mark.slow
+def test_setup_check_records(executed):
+    values = record_of(executed, "00_setup_check")
+    assert values["required_missing"] == 0
+    assert values["stage1_parameters"] == 557_668 and values["data"] == describe("auto")
+    assert values["released_stage1_found"] == (find_released(STAGE1_FILENAME) is not None)
+
+
+@pytest.mark.slow
+def test_low_light_data_records(executed):
+    values = record_of(executed, "01_low_light_data")
+    assert values["data"] == describe("auto") and values["synthetic"] == describe("auto").startswith("synthetic")
+    assert 0 < values["mean_low"] < values["mean_high"] <= 1
+    assert values["median exposure ratio (synthetic)"] > 1
+
+
+@pytest.mark.slow
+def test_notebooks_01_02_on_real_photos(tmp_path):
+    """01 and 02 in smoke mode on LOL pairs, with Kodak24 as the well-exposed photos: the
+    real-data paths run, compare LOL with the camera model, and say which data they used."""
+    data, hq = shared_path("data", "LOL"), shared_path("data", "hq", "kodak24")
+    out = tmp_path / "out"
+    (out / "executed").mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TQDM_DISABLE", "1")
+        patch.setenv("MPLBACKEND", "Agg")
+        for stem in FIRST_NOTEBOOKS[1:]:
+            papermill.execute_notebook(
+                str(NOTEBOOKS / f"{stem}.ipynb"), str(out / "executed" / f"{stem}.ipynb"),
+                parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out), "DATA": str(data),
+                            "HQ": str(hq)},
+                kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
+            )
+    low_light = load_record(out, "01_low_light_data")
+    assert not low_light["synthetic"] and low_light["data"].startswith("LOL-v1")
+    assert low_light["test_pairs"] == len(list((data / "eval15" / "low").iterdir()))
+    for key in ("exposure ratio", "relative noise of y", "mean of x"):  # LOL beside the camera model
+        assert math.isfinite(low_light[f"median {key} (LOL)"]) and math.isfinite(low_light[f"median {key} (synthetic)"])
+    assert low_light["high_quality_photos"] == "24 (kodak24)"
+    stage1 = load_record(out, "02_recursive_band_learning")
+    assert stage1["data"].startswith("LOL-v1") and stage1["hand_losses"] == pytest.approx(stage1["library_losses"])
+    if find_released(STAGE1_FILENAME) is not None:
+        assert math.isfinite(stage1["released_test_psnr"]) and len(stage1["released_recursion_psnr"]) == 4
+    for stem in FIRST_NOTEBOOKS[1:]:
+        for name in EXPECTED_FIGURES[stem]:
+            assert (out / "figures" / f"{name}.png").is_file(), name
 
 
 @pytest.mark.slow
@@ -168,26 +245,36 @@ def test_stage2_records(executed):
     values = record_of(executed, "03_band_recomposition")
     assert values["recomposer_parameters"] == 19_161
     assert values["discriminator_parameters"] == 4_691_329
-    for key in ("stage1_test_psnr", "stage2_test_psnr", "stage1_test_ssim", "stage2_test_ssim"):
+    for key in ("stage1_test_psnr", "stage2_test_psnr", "stage1_test_ssim", "stage2_test_ssim",
+                "by_hand_step_loss", "by_hand_step_loss_d"):
         assert math.isfinite(values[key]), key
+    # the by-hand cells assert agreement with the library; the record says they ran
+    assert values["by_hand_bands"] and values["by_hand_recomposition"]
+    # the released mapping w = 0.8 z + 0.6 starts near 0.6 (notebook 03 section 8 says so)
+    assert 0.4 < values["mean_w1_before"] < 0.8
+    assert values["unpaired_shown"]
     assert (executed[0] / "runs" / "stage2" / "stage2.pt").is_file()
 
 
 @pytest.mark.slow
 def test_ablation_records(executed):
-    """04 scored every variant and baseline under one budget."""
+    """04 scored every variant and baseline under one preset, printed the seeds it used and
+    held its verdicts back in smoke mode."""
     from drbn.baselines import default_baselines
     from drbn.experiments import VARIANTS
 
     values = record_of(executed, "04_ablations")
-    assert values["rows"] == len(VARIANTS) + len(default_baselines())
+    assert values["rows"] == len(VARIANTS) + len(default_baselines()) + 1  # + the paper's cited row
     for v in VARIANTS:
         assert math.isfinite(values[f"psnr {v.name}"]) and 0 < values[f"ssim {v.name}"] <= 1, v.name
-    assert values["budget"].startswith("stage 1: 2 steps")
-    assert math.isfinite(values["seed_noise_psnr"]) and 0.1 <= values["best_gamma"] <= 1.0
+    assert "'smoke' presets" in values["preset"] and values["seeds"] == [0]
+    for v in VARIANTS:  # every trained stage-1 row names the seed it kept
+        if v.stage == 1:
+            assert len(values["seeds_used"][v.name]) == 1, v.name
+    assert values["verdicts"] == {}, "a smoke run must not print verdicts"
+    assert 0.1 <= values["best_gamma"] <= 1.0
     assert isinstance(values["restarted"], list) and isinstance(values["still_negated"], list)
-    header = (executed[0] / "runs" / "ablations" / "results.md").read_text().splitlines()
-    assert header[0].startswith("Data: synthetic")
+    assert values["data"].startswith("synthetic")
 
 
 @pytest.mark.slow
@@ -195,6 +282,21 @@ def test_figures_notebook_draws_from_the_earlier_runs(executed):
     values = record_of(executed, "05_figures")
     assert values["fallback"] == "" and values["results_from"].endswith("ablations")
     assert values["models_from"].startswith("notebook 03")
+    rows = values["table_rows"]
+    assert "kit stage 1+2 (notebook 03, preset smoke)" in rows and rows[-1].endswith("reported in the paper")
+    assert values["teaser_columns"][0] == "input" and values["teaser_columns"][-1] == "ground truth"
+
+
+@pytest.mark.slow
+def test_explorer_describes_only_what_it_recorded(executed):
+    values = record_of(executed, "06_explorer")
+    psnrs = [values[k] for k in sorted(values) if k.startswith("psnr_recursion_")]
+    assert len(psnrs) == 4 and all(math.isfinite(v) for v in psnrs)
+    if values["model"].startswith("released"):  # trained weights: the description is drawn from the numbers
+        assert ("does not rise steadily" in values["recursion_summary"]) == any(
+            b < a for a, b in zip(psnrs, psnrs[1:]))
+    else:
+        assert values["recursion_summary"].startswith("held back")
 
 
 @pytest.mark.slow
@@ -222,10 +324,56 @@ def test_figures_notebook_alone_falls_back_to_a_smoke_run(tmp_path):
     out = tmp_path / "out"
     execute_smoke(NOTEBOOKS / "05_figures.ipynb", out)
     values = load_record(out, "05_figures")
-    assert values["fallback"].startswith("no results in") and values["results_from"].endswith("figures_smoke")
-    assert values["models_from"].startswith("the 'recomposed' variant")
+    assert values["fallback"].startswith("no results in") and values["results_from"].endswith("figures_table")
+    assert values["models_from"].startswith("notebook 03")  # trained here, as notebooks 02-03 would
     for name in EXPECTED_FIGURES["05_figures"]:
         assert (out / "figures" / f"{name}.png").is_file(), name
+
+
+EXERCISE_NOTEBOOKS = ["03_band_recomposition", "04_ablations", "05_figures", "06_explorer"]
+
+
+@pytest.mark.parametrize("stem", FIRST_NOTEBOOKS + EXERCISE_NOTEBOOKS)
+def test_exercises_ship_hidden_solutions(stem):
+    """After the Exercises heading, each numbered exercise is a markdown cell followed by its
+    solution: a code cell tagged `solution`, collapsed, that the smoke runs execute."""
+    nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+    start = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Exercises" in c.source)
+    tail = nb.cells[start:]
+    exercises = [c for c in tail if c.cell_type == "markdown"]
+    solutions = [c for c in tail if c.cell_type == "code"]
+    assert len(exercises) == len(solutions) > 0, f"{stem}: {len(exercises)} exercises, {len(solutions)} solutions"
+    for n, (exercise, sol) in enumerate(zip(tail[0::2], tail[1::2]), 1):
+        assert exercise.cell_type == "markdown" and f"{n}. " in exercise.source, f"{stem}: exercise {n}"
+        assert sol.cell_type == "code" and "solution" in sol.metadata.get("tags", []), f"{stem}: solution {n}"
+        assert sol.metadata.get("jupyter", {}).get("source_hidden") is True, f"{stem}: solution {n} not collapsed"
+
+
+@pytest.mark.slow
+def test_notebooks_03_to_06_on_real_photos(tmp_path):
+    """03-06 in smoke mode on LOL pairs, Kodak24 as the discriminator's photos and LIME night
+    photos: the real-data paths run and the records say which data they used."""
+    data, hq, unpaired = shared_path("data", "LOL"), shared_path("data", "hq", "kodak24"), shared_path("data", "unpaired", "LIME")
+    out = tmp_path / "out"
+    (out / "executed").mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TQDM_DISABLE", "1")
+        patch.setenv("MPLBACKEND", "Agg")
+        for stem in EXERCISE_NOTEBOOKS:
+            papermill.execute_notebook(
+                str(NOTEBOOKS / f"{stem}.ipynb"), str(out / "executed" / f"{stem}.ipynb"),
+                parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out), "DATA": str(data),
+                            "HQ": str(hq), "UNPAIRED": str(unpaired)},
+                kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
+            )
+    for stem in EXERCISE_NOTEBOOKS:
+        assert load_record(out, stem)["data"].startswith("LOL-v1"), stem
+    assert load_record(out, "03_band_recomposition")["high_quality"] == str(hq)
+    photos = {p.name for p in unpaired.iterdir()}
+    assert load_record(out, "05_figures")["photo"] in photos and load_record(out, "06_explorer")["photo"] in photos
+    for stem in EXERCISE_NOTEBOOKS:
+        for name in EXPECTED_FIGURES[stem]:
+            assert (out / "figures" / f"{name}.png").is_file(), name
 
 
 # ----------------------------------------------------------------------------- runner
