@@ -1,9 +1,9 @@
 """Stage 1 of DRBN, the deep recursive band network; introduced in notebooks/02_recursive_band_learning.
 
-Naming of the bands: this library says ``full``, ``half`` and ``quarter``. The paper's
-band s1 is our ``quarter`` (coarsest), s2 is ``half``, s3 is ``full``; the authors' code
-numbers them the other way round (``s1`` = full). Layer by layer this follows the authors'
-released code, because their released weights must load and agree.
+Naming of the scales: this library says ``full``, ``half`` and ``quarter``; the paper, the
+authors' code and reading notes number them s1..s3 in different directions, so the kit uses
+none of those numbers. Layer by layer this follows the authors' released code, because
+their released weights must load and agree.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class DRBNConfig:
 class BandOutputs(NamedTuple):
     """One recursion's estimate of the normal-light image at three scales.
 
-    ``full`` is x̂_s3 in the paper (H x W), ``half`` x̂_s2 (H/2), ``quarter`` x̂_s1 (H/4).
+    ``full`` is H x W, ``half`` H/2 x W/2, ``quarter`` H/4 x W/4.
     No clamp: values may leave [0, 1]; clamp only to display, save or score.
     """
 

@@ -15,9 +15,9 @@ WEIGHT_MAPPINGS = ("released", "bounded")
 class Bands(NamedTuple):
     """Δ-bands at full resolution; ``coarse + middle + fine`` equals the full-scale output.
 
-    coarse = up4(x_quarter)                     (the paper's Δ̂_s1 after upsampling)
-    middle = up2(x_half) - up4(x_quarter)       (Δ̂_s2)
-    fine   = x_full - up2(x_half)               (Δ̂_s3)
+    coarse = up4(x_quarter)
+    middle = up2(x_half) - up4(x_quarter)
+    fine   = x_full - up2(x_half)
     """
 
     coarse: torch.Tensor
