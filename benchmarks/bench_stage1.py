@@ -124,7 +124,7 @@ def authors_ssim_loss(img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
     channels = img1.shape[1]
     g = torch.exp(-((torch.arange(11, dtype=torch.float32) - 5) ** 2) / (2 * 1.5**2))
     g = g / g.sum()
-    window = (g[:, None] @ g[None, :]).expand(channels, 1, 11, 11).contiguous()
+    window = (g[:, None] @ g[None, :]).expand(channels, 1, 11, 11).contiguous().to(img1.device)
     mu1 = F.conv2d(img1, window, padding=5, groups=channels)
     mu2 = F.conv2d(img2, window, padding=5, groups=channels)
     mu1_sq, mu2_sq, mu1_mu2 = mu1.pow(2), mu2.pow(2), mu1 * mu2
@@ -138,12 +138,13 @@ def authors_ssim_loss(img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:
     return -ssim_map.mean()
 
 
-def bench_training(model: DRBN, repeats: int, batch: int, size: int):
+def training_steps(model: DRBN, batch: int, size: int, device: str | torch.device = "cpu") -> dict:
+    """One training step of the authors' computation and one of the kit's, same weights and batch."""
     from drbn.losses import BandLoss
 
     g = torch.Generator().manual_seed(2)
-    y = 0.3 * torch.rand(batch, 3, size, size, generator=g)
-    x = torch.rand(batch, 3, size, size, generator=g)
+    y = (0.3 * torch.rand(batch, 3, size, size, generator=g)).to(device)
+    x = torch.rand(batch, 3, size, size, generator=g).to(device)
 
     def authors():
         net = copy.deepcopy(model).train()  # contiguous (NCHW), as their code runs
@@ -176,7 +177,11 @@ def bench_training(model: DRBN, repeats: int, batch: int, size: int):
 
         return step
 
-    return time_round_robin({"authors' code": authors(), "kit (for_training)": kit()}, repeats)
+    return {"authors' code": authors(), "kit (for_training)": kit()}
+
+
+def bench_training(model: DRBN, repeats: int, batch: int, size: int):
+    return time_round_robin(training_steps(model, batch, size), repeats)
 
 
 # ----------------------------------------------------------------------------- profile
