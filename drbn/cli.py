@@ -224,7 +224,7 @@ def cmd_ablate(args) -> None:
     print(f"data: {describe(args.data)}")
     experiments.run_experiments(
         variants, args.preset, args.data, args.out, seeds=args.seeds, shard=args.shard, merge=args.merge,
-        stage2_over=args.stage2_over, device=args.device, figures=True,
+        stage2_over=args.stage2_over, device=args.device, figures=True, high_quality=args.hq, unpaired=args.unpaired,
     )
 
 
@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="N", help="one run per seed (default: 0)")
     p.add_argument("--shard", type=parse_shard, metavar="K/N", help="run only the K-th of N shares of the runs")
     p.add_argument("--merge", action="store_true", help="only gather the finished runs of all shards into the table")
+    p.add_argument("--hq", default="auto", help="stage-2 variants: folder of high-quality photos (default: photos installed packages ship)")
+    p.add_argument("--unpaired", default="auto", help="stage-2 variants: folder of unpaired low-light photos (default: synthetic)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_ablate)
 

@@ -142,7 +142,9 @@ ABLATION_PRESETS = {
     # the released protocol (a GPU): 259 k stage-1 steps at 256x256, 13.8 k stage-2 steps at 128x128
     "paper": Preset("paper", {"max_eval_images": 1}, {"max_eval_images": 1}, timing_runs=10),
     # about 11 minutes for every variant on 2 CPU cores, one seed: far from converged
-    "cpu-ablation": Preset("cpu", dict(steps=500, crop=64, eval_every=500, checkpoint_every=500, max_eval_images=1),
+    # (its schedule is pinned: a change to the `cpu` preset's recipe leaves this table as it was)
+    "cpu-ablation": Preset("cpu", dict(steps=500, crop=64, eval_every=500, checkpoint_every=500, max_eval_images=1,
+                                       lr=1e-4, schedule="halve", warmup=0.0),
                            dict(steps=150, crop=64, eval_every=150, checkpoint_every=150, max_eval_images=1),
                            lr_scale=5.0),
     # seconds: exercises every code path, learns nothing
@@ -385,18 +387,27 @@ def run_experiments(variants: Sequence[Variant] = VARIANTS, preset: str | Preset
                     data: str | os.PathLike = "auto", out_dir: str | os.PathLike = "runs/ablations",
                     seeds: Sequence[int] = (0,), shard: tuple[int, int] | None = None, merge: bool = False,
                     stage2_over: str = "trained", device: str | torch.device = "auto", figures: bool = False,
-                    progress: bool = True, baselines: Sequence[Baseline] | None = None) -> list[dict[str, Any]]:
+                    progress: bool = True, baselines: Sequence[Baseline] | None = None,
+                    high_quality: str | os.PathLike = "auto", unpaired: str | os.PathLike = "auto") -> list[dict[str, Any]]:
     """Train and score every variant with every seed beside ``baselines`` (None: all of
     ``drbn.baselines.default_baselines()``, ``[]``: none) on the test split of ``data``.
 
     Stage-2 variants train over the DRBN T=4 stage 1 of the same seed (``stage2_over=
-    'trained'``, trained here if needed) or the authors' released stage 1 (``'released'``).
+    'trained'``, trained here if needed) or the authors' released stage 1 (``'released'``),
+    with the quality discriminator's photos from ``high_quality`` and the unpaired low-light
+    photos from ``unpaired`` (folders, or "auto" as in ``Stage2Config``).
     ``shard=(K, N)`` makes only part K of N of the runs, so processes or machines can fill one
     ``out_dir``; ``merge=True`` trains nothing. Once every run is done, or with ``merge``
     (then naming what is missing), writes ``out_dir/results.{csv,md,json}`` (``figures``:
     also ``out_dir/figures``) and returns the table's rows; else returns [].
     """
     p = ablation_preset(preset)
+    name = preset if isinstance(preset, str) else "custom"
+    for flag, folder, words in (("high-quality", high_quality, ("auto",)), ("unpaired", unpaired, ("auto", "test"))):
+        if str(folder) not in words and not Path(folder).is_dir():  # say so before hours of stage-1 runs
+            raise DRBNError(f"{flag} photo folder {folder} not found; pass an existing folder or 'auto'.")
+    if (str(high_quality), str(unpaired)) != ("auto", "auto"):
+        p = replace(p, stage2={**p.stage2, "high_quality": str(high_quality), "unpaired": str(unpaired)})
     if len({v.name for v in variants}) != len(variants) or not seeds or len(set(seeds)) != len(seeds):
         raise DRBNError(f"variant names and seeds must be unique (and one seed at least): {list(seeds)}.")
     device = pick_device(device)
@@ -414,7 +425,9 @@ def run_experiments(variants: Sequence[Variant] = VARIANTS, preset: str | Preset
         return []
     over = "the released stage 1" if stage2_over == "released" else "DRBN T=4 of the same seed"
     header = [f"Data: {grid.data_text}; {len(grid.test_pairs)} test images.",
-              f"Preset: {preset if isinstance(preset, str) else 'custom'}: {p.describe()}.",
+              f"Preset: {name}: {p.describe()}.",
+              f"Stage 2's photos: high-quality {stage2_preset(p.base, **p.stage2).high_quality}, "
+              f"unpaired low-light {stage2_preset(p.base, **p.stage2).unpaired}.",
               f"Seeds: {', '.join(map(str, seeds))}; a score over several seeds is mean ± sample std. Stage-2 "
               f"variants train over {over} (frozen).", "Scores: mean over the test images of 8-bit outputs "
               f"(drbn.metrics); time: mean of {p.timing_runs} enhancements of a 600x400 image on {device}."]

@@ -100,11 +100,11 @@ def test_ablate_calls_the_runner_with_the_flags(monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(experiments, "run_experiments", lambda *a, **k: calls.append((a, k)) or [])
     assert main(["ablate", "--preset", "smoke-ablation", "--data", "synthetic", "--out", "x", "--seeds", "0", "1",
-                 "--shard", "2/3", "--stage2-over", "released", "--device", "cpu"]) == 0
+                 "--shard", "2/3", "--stage2-over", "released", "--device", "cpu", "--hq", "good", "--unpaired", "dark"]) == 0
     (variants, preset, data, out), kwargs = calls[0]
     assert variants == experiments.VARIANTS and (preset, data, out) == ("smoke-ablation", "synthetic", "x")
     assert kwargs == {"seeds": [0, 1], "shard": (2, 3), "merge": False, "stage2_over": "released",
-                      "device": "cpu", "figures": True}
+                      "device": "cpu", "figures": True, "high_quality": "good", "unpaired": "dark"}
     assert capsys.readouterr().out.startswith("data: synthetic (")
     main(["ablate", "--only", experiments.VARIANTS[0].name, "--merge"])
     assert [v.name for v in calls[1][0][0]] == [experiments.VARIANTS[0].name] and calls[1][1]["merge"]

@@ -272,6 +272,27 @@ def test_stage2_variants_train_over_the_stage1_of_their_seed(tmp_path, tiny_lol,
     assert [r["ssim"] for r in again[:-1]] == [r["ssim"] for r in rows]
 
 
+def test_stage2_variants_take_the_photo_folders_given(tmp_path, tiny_lol, monkeypatch):
+    monkeypatch.setattr(experiments, "find_vgg16_weights", lambda *a, **k: None)
+    with pytest.raises(DRBNError, match="high-quality photo folder .*missing.* not found"):
+        run_experiments([variant("recomposed")], TINY, tiny_lol, tmp_path, baselines=[], high_quality=tmp_path / "missing")
+    with pytest.raises(DRBNError, match="unpaired photo folder"):
+        run_experiments([variant("recomposed")], TINY, tiny_lol, tmp_path, baselines=[], unpaired=tmp_path / "missing")
+    seen = []
+
+    def stage2(config, *args, **kwargs):
+        seen.append((config.high_quality, config.unpaired))
+        return train_stage2(config, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "train_stage2", stage2)
+    good, dark = tiny_lol / "our485" / "high", tiny_lol / "our485" / "low"
+    run_experiments([variant("recomposed")], TINY, tiny_lol, tmp_path, progress=False, baselines=[],
+                    high_quality=good, unpaired=dark)
+    assert seen == [(str(good), str(dark))]
+    header = json.loads((tmp_path / "results.json").read_text())["header"]
+    assert f"high-quality {good}, unpaired low-light {dark}." in " ".join(header)
+
+
 SHARD_SCRIPT = """
 import sys
 from drbn.baselines import HistogramEqualization
