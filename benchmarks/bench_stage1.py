@@ -49,6 +49,17 @@ def concatenating_forward(self: ResidualDenseBlock, x: torch.Tensor) -> torch.Te
 
 
 @contextmanager
+def summed_blocks():
+    """Make every ResidualDenseBlock sum split convolutions, also under autograd."""
+    saved = ResidualDenseBlock.forward
+    ResidualDenseBlock.forward = ResidualDenseBlock.forward_summed
+    try:
+        yield
+    finally:
+        ResidualDenseBlock.forward = saved
+
+
+@contextmanager
 def concatenating_blocks():
     """Make every ResidualDenseBlock take the concatenating path, also under no_grad."""
     saved = ResidualDenseBlock.forward
@@ -177,7 +188,16 @@ def training_steps(model: DRBN, batch: int, size: int, device: str | torch.devic
 
         return step
 
-    return {"authors' code": authors(), "kit (for_training)": kit()}
+    def kit_summed():
+        step = kit()
+
+        def summed_step():
+            with summed_blocks():
+                step()
+
+        return summed_step
+
+    return {"authors' code": authors(), "kit (for_training)": kit(), "kit, summed blocks": kit_summed()}
 
 
 def bench_training(model: DRBN, repeats: int, batch: int, size: int):
@@ -269,6 +289,40 @@ def profile_enhance(model: DRBN, size: tuple[int, int], repeats: int) -> dict:
             "fp32_peak": peak_text}
 
 
+TRAINING_CATEGORIES = (("convolution_backward", "convolution gradients (input and weight)"),
+                       ("mkldnn_convolution", "convolutions (forward)"), ("_foreach", "Adam"), ("adam", "Adam"))
+
+
+def profile_training(model: DRBN, size: int, repeats: int) -> dict:
+    """Where a kit training step (batch 4, size x size) spends its time, and its convolution rate."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = training_steps(model, 4, size)["kit (for_training)"]
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            step()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = next((c for k, c in TRAINING_CATEGORIES + CATEGORIES if k in event.key.lower()), "other")
+        totals[name] = totals.get(name, 0.0) + event.self_cpu_time_total / 1e6 / repeats
+    everything = sum(totals.values())
+    print(f"\nprofile of the kit's training step, 4 x 3x{size}x{size}, {repeats} steps "
+          f"({everything:.3f} s per step under the profiler)")
+    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<42}{seconds:8.3f} s {100 * seconds / everything:6.1f}%")
+    # forward FLOPs of the batch; the backward computes input and weight gradients: about 2x that
+    forward = 4 * conv_flops(model, (size, size))
+    forward_s = totals.get("convolutions (forward)", 0) + totals.get("transposed convolutions", 0)
+    backward_s = totals.get("convolution gradients (input and weight)", 0)
+    rates = {"forward_gflops_per_s": forward / max(forward_s, 1e-9) / 1e9,
+             "backward_gflops_per_s": 2 * forward / max(backward_s, 1e-9) / 1e9}
+    print(f"convolutions: forward {forward / 1e9:.1f} GFLOP at {rates['forward_gflops_per_s']:.0f} GFLOP/s, "
+          f"gradients about {2 * forward / 1e9:.1f} GFLOP at {rates['backward_gflops_per_s']:.0f} GFLOP/s; "
+          f"fp32 peak: {fp32_peak()[1]}")
+    return {"seconds": totals, **rates}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed forward passes per variant")
@@ -327,6 +381,7 @@ def main() -> None:
                     "time_ratio_vs_authors": med / tbase}
     if args.profile:
         results["profile"] = profile_enhance(model, size, args.profile)
+        results["profile_training"] = {crop: profile_training(model, crop, args.profile) for crop in args.train_sizes}
 
     if args.json:
         results["meta"] = {

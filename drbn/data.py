@@ -375,13 +375,14 @@ def synthetic_unpaired(
 
 
 def load_unpaired(folder: str | os.PathLike, what: str = "unpaired low-light folder") -> list[tuple[str, np.ndarray]]:
-    """Every image in ``folder`` as (file name, uint8 H x W x 3); any size is fine.
+    """Every image in ``folder`` and its subfolders (e.g. DICM/ and LIME/ side by side) as
+    (path relative to ``folder``, uint8 H x W x 3); any size is fine.
 
     Used for stage 2's real low-light set and for a folder of high-quality photos; ``what``
     names the folder in error messages.
     """
-    files = list_images(folder, what)
-    return [(path.name, to_uint8(read_image(path))) for path in files]
+    files = list_images(folder, what, recursive=True)
+    return [(path.relative_to(Path(folder)).as_posix(), to_uint8(read_image(path))) for path in files]
 
 
 # ---------------------------------------------------------------------------------------

@@ -70,14 +70,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     return path
 
 
-def list_images(folder: str | os.PathLike, what: str = "image folder") -> list[Path]:
-    """All image files directly inside ``folder``, sorted by name; clear errors if none."""
+def list_images(folder: str | os.PathLike, what: str = "image folder", recursive: bool = False) -> list[Path]:
+    """All image files directly inside ``folder`` (``recursive``: also in its subfolders),
+    sorted by path; clear errors if none."""
     folder = Path(folder)
     if not folder.exists():
         raise DRBNError(f"{what} not found: {folder}; check the path.")
     if not folder.is_dir():
         raise DRBNError(f"{what} {folder} is a file, not a folder; pass the folder that holds the images.")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DRBNError(
             f"{what} {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); put images there or pass another folder."
