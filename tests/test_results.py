@@ -8,7 +8,7 @@ import pytest
 from drbn.errors import DRBNError
 from drbn.results import (
     LABELS, SCORES, TABLE_COLUMNS, Result, compare, effects, format_value, label, markdown_table,
-    mean_std, read_json, summarize, write_csv, write_json, write_text_atomic,
+    mean_std, read_json, read_results, summarize, write_csv, write_json, write_text_atomic,
 )
 
 
@@ -123,3 +123,19 @@ def test_effects_skip_absent_rows_and_refuse_negated_ones():
     assert found["multi-scale loss"]["real"] is True
     assert found["multi-scale loss"]["delta_ssim"] == pytest.approx(0.1)
     assert found["4 recursions instead of 1"]["verdict"].startswith("not comparable: DRBN T=1")
+
+
+def test_the_committed_reference_table_matches_the_runner():
+    """results/ holds the 3-seed cpu-ablation table notebook 04 compares with: it must read
+    back, name its preset and seeds, and have a row for every current variant."""
+    from pathlib import Path
+
+    from drbn import experiments
+
+    folder = Path(__file__).resolve().parents[1] / "results"
+    table = read_results(folder)
+    assert table["seeds"] == [0, 1, 2] and table["preset"] == experiments.ablation_preset("cpu-ablation").describe()
+    rows = {r["variant"]: r for r in table["rows"]}
+    assert {v.name for v in experiments.VARIANTS} <= rows.keys()
+    assert all(rows[v.name]["seeds"] == 3 for v in experiments.VARIANTS)
+    assert (folder / "README.md").read_text().count("--preset cpu-ablation") >= 2
