@@ -141,7 +141,7 @@ class Preset:
 ABLATION_PRESETS = {
     # the released protocol (a GPU): 259 k stage-1 steps at 256x256, 13.8 k stage-2 steps at 128x128
     "paper": Preset("paper", {"max_eval_images": 1}, {"max_eval_images": 1}, timing_runs=10),
-    # about 15 minutes for every variant and baseline on 2 CPU cores, one seed (results/README.md): far from converged
+    # about 17 minutes for every variant and baseline on 2 CPU cores, one seed (results/README.md): far from converged
     # (its schedule is pinned: a change to the `cpu` preset's recipe leaves this table as it was)
     "cpu-ablation": Preset("cpu", dict(steps=500, crop=64, eval_every=500, checkpoint_every=500, max_eval_images=1,
                                        lr=1e-4, schedule="halve", warmup=0.0),
