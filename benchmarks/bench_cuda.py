@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from bench_stage1 import make_model, training_steps
+from bench_stage1 import make_model, time_round_robin, training_steps
 from bench_tiling import SIZES, test_image
 from drbn.enhance import OVERLAP, enhance
 
@@ -44,18 +44,12 @@ def training_table(model, device, repeats: int) -> list[dict]:
     rows = []
     for size in (128, 256):
         steps = {name: synchronised(fn, device) for name, fn in training_steps(model.to(device), 4, size, device).items()}
-        times = {name: [] for name in steps}
-        for fn in steps.values():  # warm-up: cuDNN picks its algorithms on the first steps
-            fn(), fn()
-        for _ in range(repeats):
-            for name, fn in steps.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-        authors, kit = (statistics.median(t) for t in times.values())
-        rows.append({"crop": size, "authors_s": authors, "kit_s": kit, "ratio": kit / authors})
-        print(f"training step 4 x {size}²: authors' code {1e3 * authors:.1f} ms, kit {1e3 * kit:.1f} ms, "
-              f"ratio {kit / authors:.2f}x", flush=True)
+        # two warm-up steps each: cuDNN picks its algorithms on the first steps
+        medians = {name: statistics.median(t) for name, t in time_round_robin(steps, repeats, warmup=2).items()}
+        authors = medians["authors' code"]
+        rows.append({"crop": size, "seconds": medians, "ratios": {k: v / authors for k, v in medians.items()}})
+        print(f"training step 4 x {size}²: " + ", ".join(f"{name} {1e3 * v:.1f} ms ({v / authors:.2f}x)"
+                                                         for name, v in medians.items()), flush=True)
     return rows
 
 

@@ -27,7 +27,7 @@ from .device import pick_device
 from .enhance import enhance
 from .errors import DRBNError
 from .evaluate import score_outputs
-from .images import read_image
+from .images import list_images, read_image
 from .losses import find_vgg16_weights
 from .metrics import KEYS, average
 from .model import DRBN, DRBNConfig, count_parameters
@@ -404,8 +404,8 @@ def run_experiments(variants: Sequence[Variant] = VARIANTS, preset: str | Preset
     p = ablation_preset(preset)
     name = preset if isinstance(preset, str) else "custom"
     for flag, folder, words in (("high-quality", high_quality, ("auto",)), ("unpaired", unpaired, ("auto", "test"))):
-        if str(folder) not in words and not Path(folder).is_dir():  # say so before hours of stage-1 runs
-            raise DRBNError(f"{flag} photo folder {folder} not found; pass an existing folder or 'auto'.")
+        if str(folder) not in words:  # a missing or empty folder is said before hours of stage-1 runs
+            list_images(folder, f"{flag} photo folder", recursive=True)
     if (str(high_quality), str(unpaired)) != ("auto", "auto"):
         p = replace(p, stage2={**p.stage2, "high_quality": str(high_quality), "unpaired": str(unpaired)})
     if len({v.name for v in variants}) != len(variants) or not seeds or len(set(seeds)) != len(seeds):
@@ -424,10 +424,10 @@ def run_experiments(variants: Sequence[Variant] = VARIANTS, preset: str | Preset
         print(f"this part is done; elsewhere not yet: {', '.join(missing)} (merge=True tabulates what is there)")
         return []
     over = "the released stage 1" if stage2_over == "released" else "DRBN T=4 of the same seed"
+    stage2 = stage2_preset(p.base, **p.stage2)
     header = [f"Data: {grid.data_text}; {len(grid.test_pairs)} test images.",
               f"Preset: {name}: {p.describe()}.",
-              f"Stage 2's photos: high-quality {stage2_preset(p.base, **p.stage2).high_quality}, "
-              f"unpaired low-light {stage2_preset(p.base, **p.stage2).unpaired}.",
+              f"Stage 2's photos: high-quality {stage2.high_quality}, unpaired low-light {stage2.unpaired}.",
               f"Seeds: {', '.join(map(str, seeds))}; a score over several seeds is mean ± sample std. Stage-2 "
               f"variants train over {over} (frozen).", "Scores: mean over the test images of 8-bit outputs "
               f"(drbn.metrics); time: mean of {p.timing_runs} enhancements of a 600x400 image on {device}."]

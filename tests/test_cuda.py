@@ -1,7 +1,6 @@
 """The CUDA paths on a GPU: training under torchrun, stage 2, DistributedDataParallel with nccl,
 tiled enhancement and the released weights' outputs. Skipped where PyTorch sees no CUDA GPU
 (the CPU paths are tested everywhere else)."""
-import os
 import subprocess
 import sys
 

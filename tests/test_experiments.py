@@ -275,9 +275,9 @@ def test_stage2_variants_train_over_the_stage1_of_their_seed(tmp_path, tiny_lol,
 
 def test_stage2_variants_take_the_photo_folders_given(tmp_path, tiny_lol, monkeypatch):
     monkeypatch.setattr(experiments, "find_vgg16_weights", lambda *a, **k: None)
-    with pytest.raises(DRBNError, match="high-quality photo folder .*missing.* not found"):
+    with pytest.raises(DRBNError, match="high-quality photo folder not found: .*missing"):
         run_experiments([variant("recomposed")], TINY, tiny_lol, tmp_path, baselines=[], high_quality=tmp_path / "missing")
-    with pytest.raises(DRBNError, match="unpaired photo folder"):
+    with pytest.raises(DRBNError, match="unpaired photo folder not found: .*missing"):
         run_experiments([variant("recomposed")], TINY, tiny_lol, tmp_path, baselines=[], unpaired=tmp_path / "missing")
     seen = []
 
