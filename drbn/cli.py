@@ -233,7 +233,7 @@ def cmd_reproduce(args) -> int:
     params.update({key: value for key, value in (("DATA", args.data), ("HQ", args.hq),
                                                  ("UNPAIRED", args.unpaired)) if value is not None})
     print(f"data: {describe(params.get('DATA', 'auto'))}")
-    return 1 if reproduce.run(args.preset, args.only, params, args.out) else 0
+    return 1 if reproduce.run(args.preset, args.only, params, args.out, sequential=args.sequential) else 0
 
 
 # ----------------------------------------------------------------------------- the parser
@@ -328,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hq", help="folder of high-quality photos (parameter HQ)")
     p.add_argument("--unpaired", help="folder of unpaired low-light photos (parameter UNPAIRED)")
     p.add_argument("--out", default="outputs")
+    p.add_argument("--sequential", action="store_true",
+                   help="one notebook at a time with every thread (default: 04 beside 00-02, half the threads each)")
     p.set_defaults(run=cmd_reproduce)
 
     p = sub.add_parser("fetch-weights", help="download and verify the authors' released weights")

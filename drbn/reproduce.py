@@ -5,6 +5,12 @@ The notebooks come with a clone of the repository, not with an installed package
 are found in ``<repository>/notebooks``. Executed notebooks go to ``OUT/notebooks/``, figures to ``OUT/figures/``, and the numbers
 each notebook recorded (with :func:`record`) to ``OUT/summary.json`` and ``OUT/summary.md``.
 A failing notebook does not stop the others; the exit status is non-zero at the end.
+
+Notebook 04 trains its own ablation grid and reads nothing the others write, so on two or
+more cores it runs beside notebooks 00-02, each kernel with half the threads (``--sequential``
+runs one at a time): two half-width trainings at once finish sooner than the same two at full
+width one after the other (README, "Run times"). 03, 05 and 06 read 02's or 04's runs, so they
+come after, with every thread.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import ast
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 PRESETS = ("smoke", "cpu", "paper")
 # Parameters that name a file or folder unless they hold one of these words.
+SIDE_LANE = ("04_",)  # notebooks that read no other notebook's runs and may run beside ...
+MAIN_LANE = ("00_", "01_", "02_")  # ... these, which nothing in SIDE_LANE reads either
 PATH_PARAMETERS = {"DATA": ("auto", "synthetic"), "HQ": ("auto",), "UNPAIRED": ("auto", "test"),
                    "WEIGHTS": ("auto", "ours")}
 
@@ -105,12 +114,32 @@ def failed_cell(executed: Path) -> str:
     return "no cell recorded an error (the kernel may have died)"
 
 
-def write_summary(out: Path, runs: list[dict[str, Any]], preset: str) -> None:
+def schedule(paths: list[Path], side_by_side: bool = True) -> list[list[list[Path]]]:
+    """The order to run ``paths`` in: phases one after another, each a list of lanes that run
+    at the same time, each lane a list of notebooks run one after another."""
+    side = [p for p in paths if p.stem.startswith(SIDE_LANE)]
+    main = [p for p in paths if p.stem.startswith(MAIN_LANE)]
+    if not (side_by_side and side and main):
+        return [[[p]] for p in paths]
+    rest = [p for p in paths if p not in side and p not in main]
+    return [[main, side]] + [[[p]] for p in rest]
+
+
+def default_threads() -> int:
+    """The CPU threads PyTorch uses when a notebook's THREADS is 0 (its default)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def write_summary(out: Path, runs: list[dict[str, Any]], preset: str, wall_seconds: float) -> None:
     records = {p.stem: read_json(p, "notebook record") for p in sorted((out / "records").glob("*.json"))}
-    write_json(out / "summary.json", {"preset": preset, "runs": runs, "records": records})
+    write_json(out / "summary.json", {"preset": preset, "wall_seconds": wall_seconds, "runs": runs,
+                                      "records": records})
     lines = [f"# DRBN reproduction summary (preset `{preset}`)", "",
-             "| notebook | status | seconds |", "|---|---|---|"]
-    lines += [f"| {r['notebook']} | {r['status']} | {r['seconds']:.0f} |" for r in runs]
+             f"All notebooks: {wall_seconds / 60:.1f} min wall time.", "",
+             "| notebook | status | seconds | ran beside |", "|---|---|---|---|"]
+    lines += [f"| {r['notebook']} | {r['status']} | {r['seconds']:.0f} | {r.get('beside') or ''} |" for r in runs]
     for name, values in records.items():
         lines += ["", f"## {name}", ""]
         lines += [f"- {key}: {value:.4g}" if isinstance(value, float) else f"- {key}: {value}"
@@ -118,35 +147,61 @@ def write_summary(out: Path, runs: list[dict[str, Any]], preset: str) -> None:
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
-def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, Any] | None = None,
-        out: str | os.PathLike = "outputs", notebooks: Path = NOTEBOOKS) -> int:
-    """Execute the notebooks; return the number that failed."""
+def run_notebook(path: Path, out: Path, parameters: dict[str, Any], preset: str, beside: str = "") -> dict[str, Any]:
+    """Execute one notebook into ``out/notebooks``; its status ("ok" or where it failed) and seconds."""
     import papermill  # optional dependency: the [notebooks] and [dev] extras
+
+    executed = out / "notebooks" / path.name
+    print(f"== {path.stem} ({preset}" + (f", beside {beside}" if beside else "") + ")", flush=True)
+    started = time.perf_counter()
+    status = "ok"
+    try:
+        papermill.execute_notebook(
+            str(path), str(executed), parameters=parameters, cwd=str(path.parent),
+            kernel_name="python3", progress_bar=False,
+        )
+    except Exception as exc:  # papermill raises its own error type, or the kernel died
+        status = f"FAILED at {failed_cell(executed) if executed.exists() else type(exc).__name__}"
+    seconds = time.perf_counter() - started
+    print(f"   {path.stem}: {status} in {seconds:.0f} s", flush=True)
+    return {"notebook": path.stem, "status": status, "seconds": seconds, "beside": beside,
+            "threads": parameters.get("THREADS") or default_threads()}
+
+
+def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, Any] | None = None,
+        out: str | os.PathLike = "outputs", notebooks: Path = NOTEBOOKS, sequential: bool = False) -> int:
+    """Execute the notebooks (see the module's docstring for which run side by side); return
+    the number that failed."""
+    import papermill  # noqa: F401  (fails here, before any work, without the extras)
 
     paths = notebook_paths(notebooks, only)  # first, so a wheel install fails before any work
     params = check_parameters(paths, params or {})
     out = check_output_folder(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, **(params or {})}
+    parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, **params}
+    phases = schedule(paths, side_by_side=not sequential and (params.get("THREADS") or default_threads()) >= 2)
+    started = time.perf_counter()
     runs = []
-    for path in paths:
-        executed = out / "notebooks" / path.name
-        print(f"== {path.stem} ({preset})", flush=True)
-        started = time.perf_counter()
-        status = "ok"
-        try:
-            papermill.execute_notebook(
-                str(path), str(executed), parameters=parameters, cwd=str(path.parent),
-                kernel_name="python3", progress_bar=False,
-            )
-        except Exception as exc:  # papermill raises its own error type, or the kernel died
-            status = f"FAILED at {failed_cell(executed) if executed.exists() else type(exc).__name__}"
-        seconds = time.perf_counter() - started
-        runs.append({"notebook": path.stem, "status": status, "seconds": seconds})
-        print(f"   {status} in {seconds:.0f} s", flush=True)
-    write_summary(out, runs, preset)
+    for lanes in phases:
+        if len(lanes) == 1:
+            runs += [run_notebook(path, out, parameters, preset) for path in lanes[0]]
+            continue
+        shared = {**parameters, "THREADS": params.get("THREADS") or max(1, default_threads() // len(lanes))}
+
+        def run_lane(lane: list[Path], others: str) -> list[dict[str, Any]]:
+            return [run_notebook(path, out, shared, preset, beside=others) for path in lane]
+
+        names = [", ".join(p.stem[:2] for p in lane) for lane in lanes]
+        with ThreadPoolExecutor(len(lanes)) as pool:  # papermill runs each notebook in its own kernel process
+            futures = [pool.submit(run_lane, lane, " / ".join(n for n in names if n != mine))
+                       for lane, mine in zip(lanes, names)]
+            runs += [r for future in futures for r in future.result()]
+    runs.sort(key=lambda r: r["notebook"])
+    wall_seconds = time.perf_counter() - started
+    write_summary(out, runs, preset, wall_seconds)
     failures = [r for r in runs if r["status"] != "ok"]
-    print(f"{len(runs) - len(failures)} of {len(runs)} notebooks ran; summary in {out / 'summary.md'}")
+    print(f"{len(runs) - len(failures)} of {len(runs)} notebooks ran in {wall_seconds / 60:.1f} min; "
+          f"summary in {out / 'summary.md'}")
     for r in failures:
         print(f"  {r['notebook']}: {r['status']} (see {out / 'notebooks' / (r['notebook'] + '.ipynb')})")
     return len(failures)

@@ -116,14 +116,14 @@ def test_reproduce_passes_data_folders_to_every_notebook(tmp_path, monkeypatch, 
     from drbn import reproduce
 
     calls = []
-    monkeypatch.setattr(reproduce, "run", lambda *a: calls.append(a) or 0)
+    monkeypatch.setattr(reproduce, "run", lambda *a, **k: calls.append((*a, k)) or 0)
     lol = tmp_path / "LOL"
     for sub in ("our485/low", "our485/high", "eval15/low", "eval15/high"):
         write_image(lol / sub / "1.png", np.zeros((8, 8, 3), np.float32))
     assert main(["reproduce", "--preset", "smoke", "--only", "01", "-p", "SEED", "3", "--data", str(lol),
                  "--hq", "hq", "--unpaired", "dark", "--out", str(tmp_path / "o")]) == 0
-    preset, only, params, out = calls[0]
-    assert (preset, only, out) == ("smoke", ["01"], str(tmp_path / "o"))
+    preset, only, params, out, options = calls[0]
+    assert (preset, only, out, options) == ("smoke", ["01"], str(tmp_path / "o"), {"sequential": False})
     assert params == {"SEED": 3, "DATA": str(lol), "HQ": "hq", "UNPAIRED": "dark"}
     assert capsys.readouterr().out.startswith(f"data: LOL-v1 at {lol}")
 

@@ -424,3 +424,51 @@ def test_reproduce_reports_a_failing_notebook(tmp_path, capsys):
     assert "ValueError" in status and "deliberate failure" in status
     assert "00_fails" in capsys.readouterr().out
     assert "FAILED" in (out / "summary.md").read_text()
+
+
+def test_schedule_runs_04_beside_00_to_02_and_the_rest_after():
+    phases = reproduce.schedule(PATHS)
+    assert [[[p.stem[:2] for p in lane] for lane in lanes] for lanes in phases] == [
+        [["00", "01", "02"], ["04"]], [["03"]], [["05"]], [["06"]]]
+    one_at_a_time = [[[p.stem[:2] for p in lane] for lane in lanes] for lanes in reproduce.schedule(PATHS, False)]
+    assert one_at_a_time == [[[s[:2]]] for s in STEMS]
+    alone = [p for p in PATHS if p.stem.startswith(("03", "04", "05"))]  # nothing of 00-02: no second lane
+    assert reproduce.schedule(alone) == [[[p]] for p in alone]
+
+
+TIMED_CELLS = [
+    ("parameters", 'PRESET = "cpu"\nOUT = "../outputs"\nINTERACTIVE = True\nTHREADS = 0'),
+    ("code", "import json, time\nfrom pathlib import Path\nstarted = time.time()\ntime.sleep(2)"),
+    ("code", "path = Path(OUT) / 'records' / (NAME + '.json')\npath.parent.mkdir(parents=True, exist_ok=True)\n"
+             "path.write_text(json.dumps({'threads': THREADS, 'started': started, 'ended': time.time()}))"),
+]
+
+
+@pytest.mark.slow
+def test_reproduce_runs_the_second_lane_at_the_same_time_with_half_the_threads(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for stem in ("02_main_lane", "04_side_lane"):
+        nb = nbformat.v4.new_notebook()
+        for kind, source in TIMED_CELLS:
+            cell = nbformat.v4.new_code_cell(source.replace("NAME", repr(stem)))
+            if kind == "parameters":
+                cell.metadata["tags"] = ["parameters"]
+            nb.cells.append(cell)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{stem}.ipynb")
+    monkeypatch.setattr(reproduce, "default_threads", lambda: 4)  # as on a 4-core machine
+
+    out = tmp_path / "out"
+    assert reproduce.run("smoke", out=out, notebooks=folder) == 0
+    main, side = (json.loads((out / "records" / f"{s}.json").read_text()) for s in ("02_main_lane", "04_side_lane"))
+    assert main["threads"] == side["threads"] == 2
+    assert main["started"] < side["ended"] and side["started"] < main["ended"]  # they overlapped
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["beside"] for r in summary["runs"]] == ["04", "02"]
+    assert summary["wall_seconds"] > 2
+
+    out = tmp_path / "one_at_a_time"
+    assert reproduce.run("smoke", out=out, notebooks=folder, sequential=True) == 0
+    main, side = (json.loads((out / "records" / f"{s}.json").read_text()) for s in ("02_main_lane", "04_side_lane"))
+    assert main["threads"] == side["threads"] == 0 and main["ended"] <= side["started"]
