@@ -9,7 +9,7 @@ A failing notebook does not stop the others; the exit status is non-zero at the 
 Notebook 04 trains its own ablation grid and reads nothing the others write, so on two or
 more cores it runs beside notebooks 00-02, each kernel with half the threads (``--sequential``
 runs one at a time): two half-width trainings at once finish sooner than the same two at full
-width one after the other (README, "Run times"). 03, 05 and 06 read 02's or 04's runs, so they
+width one after the other (the README's run times). 03, 05 and 06 read 02's or 04's runs, so they
 come after, with every thread.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ from .runs import check_output_folder
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 PRESETS = ("smoke", "cpu", "paper")
-# Parameters that name a file or folder unless they hold one of these words.
 SIDE_LANE = ("04_",)  # notebooks that read no other notebook's runs and may run beside ...
 MAIN_LANE = ("00_", "01_", "02_")  # ... these, which nothing in SIDE_LANE reads either
+# Parameters that name a file or folder unless they hold one of these words.
 PATH_PARAMETERS = {"DATA": ("auto", "synthetic"), "HQ": ("auto",), "UNPAIRED": ("auto", "test"),
                    "WEIGHTS": ("auto", "ours")}
 
@@ -147,12 +147,20 @@ def write_summary(out: Path, runs: list[dict[str, Any]], preset: str, wall_secon
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
+PRINT_LOCK = threading.Lock()  # two lanes print: one whole line at a time
+
+
+def say(line: str) -> None:
+    with PRINT_LOCK:
+        print(line, flush=True)
+
+
 def run_notebook(path: Path, out: Path, parameters: dict[str, Any], preset: str, beside: str = "") -> dict[str, Any]:
     """Execute one notebook into ``out/notebooks``; its status ("ok" or where it failed) and seconds."""
     import papermill  # optional dependency: the [notebooks] and [dev] extras
 
     executed = out / "notebooks" / path.name
-    print(f"== {path.stem} ({preset}" + (f", beside {beside}" if beside else "") + ")", flush=True)
+    say(f"== {path.stem} ({preset}" + (f", beside {beside}" if beside else "") + ")")
     started = time.perf_counter()
     status = "ok"
     try:
@@ -163,9 +171,34 @@ def run_notebook(path: Path, out: Path, parameters: dict[str, Any], preset: str,
     except Exception as exc:  # papermill raises its own error type, or the kernel died
         status = f"FAILED at {failed_cell(executed) if executed.exists() else type(exc).__name__}"
     seconds = time.perf_counter() - started
-    print(f"   {path.stem}: {status} in {seconds:.0f} s", flush=True)
+    say(f"   {path.stem}: {status} in {seconds:.0f} s")
     return {"notebook": path.stem, "status": status, "seconds": seconds, "beside": beside,
             "threads": parameters.get("THREADS") or default_threads()}
+
+
+def run_lanes(lanes: list[list[Path]], out: Path, parameters: dict[str, Any], preset: str) -> list[dict[str, Any]]:
+    """Run ``lanes`` at the same time, each in a daemon thread (papermill starts one kernel
+    process per notebook). Ctrl-C ends the wait at once; papermill's exit hooks then stop the
+    kernels, so no notebook goes on running in the background."""
+    names = [", ".join(p.stem[:2] for p in lane) for lane in lanes]
+    results: list[list[dict[str, Any]]] = [[] for _ in lanes]
+
+    def run_lane(index: int) -> None:
+        beside = " / ".join(name for k, name in enumerate(names) if k != index)
+        for path in lanes[index]:
+            results[index].append(run_notebook(path, out, parameters, preset, beside))
+
+    threads = [threading.Thread(target=run_lane, args=(k,), daemon=True) for k in range(len(lanes))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        say("interrupted: stopping the notebooks' kernels")
+        raise
+    return [r for lane in results for r in lane]
 
 
 def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, Any] | None = None,
@@ -187,15 +220,7 @@ def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, An
             runs += [run_notebook(path, out, parameters, preset) for path in lanes[0]]
             continue
         shared = {**parameters, "THREADS": params.get("THREADS") or max(1, default_threads() // len(lanes))}
-
-        def run_lane(lane: list[Path], others: str) -> list[dict[str, Any]]:
-            return [run_notebook(path, out, shared, preset, beside=others) for path in lane]
-
-        names = [", ".join(p.stem[:2] for p in lane) for lane in lanes]
-        with ThreadPoolExecutor(len(lanes)) as pool:  # papermill runs each notebook in its own kernel process
-            futures = [pool.submit(run_lane, lane, " / ".join(n for n in names if n != mine))
-                       for lane, mine in zip(lanes, names)]
-            runs += [r for future in futures for r in future.result()]
+        runs += run_lanes(lanes, out, shared, preset)
     runs.sort(key=lambda r: r["notebook"])
     wall_seconds = time.perf_counter() - started
     write_summary(out, runs, preset, wall_seconds)

@@ -472,3 +472,60 @@ def test_reproduce_runs_the_second_lane_at_the_same_time_with_half_the_threads(t
     assert reproduce.run("smoke", out=out, notebooks=folder, sequential=True) == 0
     main, side = (json.loads((out / "records" / f"{s}.json").read_text()) for s in ("02_main_lane", "04_side_lane"))
     assert main["threads"] == side["threads"] == 0 and main["ended"] <= side["started"]
+
+
+SLEEPING_CELLS = [
+    ("parameters", 'PRESET = "cpu"\nOUT = "../outputs"\nINTERACTIVE = True\nTHREADS = 0'),
+    ("code", "import os, time\nfrom pathlib import Path\n(Path(OUT) / (NAME + '.pid')).write_text(str(os.getpid()))\n"
+             "time.sleep(600)"),
+]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_both_lanes_and_their_kernels(tmp_path):
+    import signal
+    import time
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for stem in ("02_main_lane", "04_side_lane"):
+        nb = nbformat.v4.new_notebook()
+        for kind, source in SLEEPING_CELLS:
+            cell = nbformat.v4.new_code_cell(source.replace("NAME", repr(stem)))
+            if kind == "parameters":
+                cell.metadata["tags"] = ["parameters"]
+            nb.cells.append(cell)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{stem}.ipynb")
+    out = tmp_path / "out"
+    script = (f"from pathlib import Path\nfrom drbn import reproduce\nreproduce.default_threads = lambda: 2\n"
+              f"reproduce.run('smoke', out={str(out)!r}, notebooks=Path({str(folder)!r}))")
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    pid_files = [out / f"{stem}.pid" for stem in ("02_main_lane", "04_side_lane")]
+    deadline = time.monotonic() + 120
+    while not all(f.exists() and f.read_text() for f in pid_files):
+        assert process.poll() is None and time.monotonic() < deadline, "the two kernels did not start"
+        time.sleep(0.5)
+    kernels = [int(f.read_text()) for f in pid_files]
+
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)  # not the notebooks' 600 s
+    assert process.returncode != 0 and "interrupted" in output, output
+
+    def alive(pid):  # a zombie (ended, not yet reaped) counts as ended
+        if not Path("/proc").is_dir():  # no /proc (macOS): ask the kernel
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            return True
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in kernels) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(alive(pid) for pid in kernels), "a notebook's kernel outlived the interrupted run"
