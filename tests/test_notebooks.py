@@ -391,6 +391,23 @@ def test_reproduce_command_line(tmp_path):
     assert (out / "notebooks" / "00_setup_check.ipynb").is_file()
 
 
+def write_notebook(path: Path, cells: list[tuple[str, str]], name: str = "") -> Path:
+    """A notebook of (kind, source) cells, kind "markdown", "code" or "parameters"; NAME in a
+    source becomes ``repr(name)``."""
+    nb = nbformat.v4.new_notebook()
+    for kind, source in cells:
+        if kind == "markdown":
+            nb.cells.append(nbformat.v4.new_markdown_cell(source))
+            continue
+        cell = nbformat.v4.new_code_cell(source.replace("NAME", repr(name)))
+        if kind == "parameters":
+            cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
 FAILING_CELLS = [
     ("markdown", "# A notebook that fails"),
     ("parameters", 'PRESET = "cpu"\nOUT = "../outputs"\nINTERACTIVE = True'),
@@ -404,17 +421,7 @@ FAILING_CELLS = [
 def test_reproduce_reports_a_failing_notebook(tmp_path, capsys):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    for kind, source in FAILING_CELLS:
-        if kind == "markdown":
-            nb.cells.append(nbformat.v4.new_markdown_cell(source))
-        else:
-            cell = nbformat.v4.new_code_cell(source)
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "00_fails.ipynb")
+    write_notebook(folder / "00_fails.ipynb", FAILING_CELLS)
 
     out = tmp_path / "out"
     assert reproduce.run("smoke", out=out, notebooks=folder) == 1
@@ -449,14 +456,7 @@ def test_reproduce_runs_the_second_lane_at_the_same_time_with_half_the_threads(t
     folder = tmp_path / "notebooks"
     folder.mkdir()
     for stem in ("02_main_lane", "04_side_lane"):
-        nb = nbformat.v4.new_notebook()
-        for kind, source in TIMED_CELLS:
-            cell = nbformat.v4.new_code_cell(source.replace("NAME", repr(stem)))
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.write(nb, folder / f"{stem}.ipynb")
+        write_notebook(folder / f"{stem}.ipynb", TIMED_CELLS, stem)
     monkeypatch.setattr(reproduce, "default_threads", lambda: 4)  # as on a 4-core machine
 
     out = tmp_path / "out"
@@ -489,14 +489,7 @@ def test_ctrl_c_stops_both_lanes_and_their_kernels(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     for stem in ("02_main_lane", "04_side_lane"):
-        nb = nbformat.v4.new_notebook()
-        for kind, source in SLEEPING_CELLS:
-            cell = nbformat.v4.new_code_cell(source.replace("NAME", repr(stem)))
-            if kind == "parameters":
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.write(nb, folder / f"{stem}.ipynb")
+        write_notebook(folder / f"{stem}.ipynb", SLEEPING_CELLS, stem)
     out = tmp_path / "out"
     script = (f"from pathlib import Path\nfrom drbn import reproduce\nreproduce.default_threads = lambda: 2\n"
               f"reproduce.run('smoke', out={str(out)!r}, notebooks=Path({str(folder)!r}))")
