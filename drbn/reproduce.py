@@ -178,8 +178,9 @@ def run_notebook(path: Path, out: Path, parameters: dict[str, Any], preset: str,
 
 def run_lanes(lanes: list[list[Path]], out: Path, parameters: dict[str, Any], preset: str) -> list[dict[str, Any]]:
     """Run ``lanes`` at the same time, each in a daemon thread (papermill starts one kernel
-    process per notebook). Ctrl-C ends the wait at once; papermill's exit hooks then stop the
-    kernels, so no notebook goes on running in the background."""
+    process per notebook). Ctrl-C ends the wait and papermill's exit hooks stop the kernels.
+    That worked on a quiet machine; once, under load, the interrupted run hung and left its
+    kernels running (not understood yet: look for leftover ipykernel processes)."""
     names = [", ".join(p.stem[:2] for p in lane) for lane in lanes]
     results: list[list[dict[str, Any]]] = [[] for _ in lanes]
 
