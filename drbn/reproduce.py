@@ -213,14 +213,15 @@ def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, An
     out = check_output_folder(out).resolve()
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, **params}
-    phases = schedule(paths, side_by_side=not sequential and (params.get("THREADS") or default_threads()) >= 2)
+    threads = params.get("THREADS") or default_threads()
+    phases = schedule(paths, side_by_side=not sequential and threads >= 2)
     started = time.perf_counter()
     runs = []
     for lanes in phases:
         if len(lanes) == 1:
             runs += [run_notebook(path, out, parameters, preset) for path in lanes[0]]
             continue
-        shared = {**parameters, "THREADS": params.get("THREADS") or max(1, default_threads() // len(lanes))}
+        shared = {**parameters, "THREADS": params.get("THREADS") or max(1, threads // len(lanes))}
         runs += run_lanes(lanes, out, shared, preset)
     runs.sort(key=lambda r: r["notebook"])
     wall_seconds = time.perf_counter() - started
