@@ -50,6 +50,14 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     return path
 
 
+def export_weights(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """A stage-1 checkpoint's network alone (weights, model config, the training config and
+    step it came from; no optimizer, no history): the small file to publish or snapshot.
+    It loads wherever weights load (:func:`load_stage1`, ``enhance --weights``)."""
+    payload = load_checkpoint(checkpoint, STAGE1)
+    return save_checkpoint(path, {key: payload[key] for key in ("kind", "model", "model_config", "train_config", "step")})
+
+
 def read_weights_file(path: str | os.PathLike) -> Any:
     """``torch.load`` with ``weights_only=True`` and a clear message for each failure."""
     path = Path(path)
