@@ -242,9 +242,17 @@ def table_row(name: str, group: str, description: str, records: Sequence[Result]
     ``expected`` in all): the summary, notes, and the first run's images and history."""
     row: dict[str, Any] = {"variant": name, "group": group, "description": description}
     if records:
-        row.update(summarize(records), notes="; ".join(dict.fromkeys(n for r in records for n in r.notes)),
+        # a run left in the negated optimum is a failed run, not a sample of the variant's quality:
+        # it is kept out of the mean and counted (a row of negated runs only shows them, flagged)
+        kept = [r for r in records if not r.negated] or list(records)
+        excluded = 0 if kept[0].negated else len(records) - len(kept)
+        notes = [*dict.fromkeys(n for r in records for n in r.notes)]
+        if excluded:
+            notes.append(f"{excluded} of {len(records)} seeds left out of the mean: negated channel")
+        row.update(summarize(kept), notes="; ".join(notes), excluded=excluded,
                    negated="; ".join(f"seed {r.seed}: {r.negated}" for r in records if r.negated),
-                   **{k: getattr(records[0], k) for k in ("images", "per_image", "history", "settings")})
+                   only_negated=bool(kept[0].negated),
+                   **{k: getattr(kept[0], k) for k in ("images", "per_image", "history", "settings")})
     if why_missing or len(records) < expected:
         row["notes"] = why_missing or f"{expected - len(records)} of {expected} runs not done yet"
     return row
@@ -322,8 +330,8 @@ EFFECTS = (
 def effects(rows: Sequence[Mapping[str, Any]], comparisons: Sequence[tuple[str, str, str]] = EFFECTS,
             keys: Sequence[str] = ("psnr", "ssim")) -> list[dict[str, Any]]:
     """One verdict per comparison whose two rows are in ``rows`` (see :func:`compare`),
-    judged on ``keys[0]`` with the other keys' differences alongside. A row with a channel
-    still negated is not comparable and says so."""
+    judged on ``keys[0]`` with the other keys' differences alongside. Negated runs are left
+    out of a row's mean (:func:`table_row`); a row with no other run is not comparable and says so."""
     by = {r["variant"]: r for r in rows}
     found = []
     for what, a, b in comparisons:
@@ -331,8 +339,8 @@ def effects(rows: Sequence[Mapping[str, Any]], comparisons: Sequence[tuple[str, 
             continue
         result = {"effect": what, **compare(by, a, b, keys[0])}
         result.update({f"delta_{k}": float(by[a][k]) - float(by[b][k]) for k in keys[1:]})
-        negated = [n for n in (a, b) if by[n].get("negated")]
+        negated = [n for n in (a, b) if by[n].get("only_negated", by[n].get("negated"))]
         if negated:
-            result.update(real=None, verdict=f"not comparable: {', '.join(negated)} has a negated channel")
+            result.update(real=None, verdict=f"not comparable: every run of {', '.join(negated)} has a negated channel")
         found.append(result)
     return found
