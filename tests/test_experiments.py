@@ -84,7 +84,7 @@ def test_stage2_variants_set_the_stage2_knobs():
 
 
 def test_ablation_presets_are_derived_from_the_training_presets_by_name():
-    assert set(ABLATION_PRESETS) == {"paper", "cpu-ablation", "smoke-ablation"}
+    assert set(ABLATION_PRESETS) == {"paper", "cpu-ablation", "smoke-ablation", "ladder-1x", "ladder-4x", "ladder-16x"}
     paper = stage1_config(REFERENCE, "paper")
     assert (paper.steps, paper.crop, paper.batch_size, paper.lr) == (259_000, 256, 4, 1e-4)
     stage2 = stage2_config(variant("recomposed"), "paper")
@@ -93,6 +93,11 @@ def test_ablation_presets_are_derived_from_the_training_presets_by_name():
     assert (cpu.steps, cpu.crop, cpu.seed, cpu.batch_size) == (500, 64, 3, STAGE1_PRESETS["cpu"].batch_size)
     # the released schedule at 5x the released lr, whatever recipe the `cpu` training preset uses
     assert (cpu.lr, cpu.schedule, cpu.warmup) == (pytest.approx(5e-4), "halve", 0.0) and (s2.steps, s2.crop) == (150, 64)
+    # the ladder: 1x, 4x, 16x the cpu-ablation steps with the cpu recipe's warm-up schedule in bf16
+    for k in (1, 4, 16):
+        rung = stage1_config(REFERENCE, f"ladder-{k}x")
+        assert (rung.steps, rung.crop, rung.precision) == (500 * k, 64, "bf16")
+        assert (rung.lr, rung.schedule, rung.warmup) == (STAGE1_PRESETS["cpu"].lr, "cosine", STAGE1_PRESETS["cpu"].warmup)
     assert s2.lr_discriminator == pytest.approx(5 * STAGE2_PRESETS["cpu"].lr_discriminator)
     assert STAGE1_PRESETS["cpu"].steps != cpu.steps  # "cpu" keeps one meaning: drbn.train's
     assert ablation_preset("smoke-ablation", restarts=0).restarts == 0

@@ -8,7 +8,7 @@ import pytest
 from drbn.errors import DRBNError
 from drbn.results import (
     LABELS, SCORES, TABLE_COLUMNS, Result, compare, effects, format_value, label, markdown_table,
-    mean_std, read_json, read_results, summarize, write_csv, write_json, write_text_atomic,
+    mean_std, read_json, read_results, summarize, table_row, write_csv, write_json, write_text_atomic,
 )
 
 
@@ -122,7 +122,7 @@ def test_effects_skip_absent_rows_and_refuse_negated_ones():
     assert set(found) == {"multi-scale loss", "4 recursions instead of 1"}
     assert found["multi-scale loss"]["real"] is True
     assert found["multi-scale loss"]["delta_ssim"] == pytest.approx(0.1)
-    assert found["4 recursions instead of 1"]["verdict"].startswith("not comparable: DRBN T=1")
+    assert found["4 recursions instead of 1"]["verdict"].startswith("not comparable: every run of DRBN T=1")
 
 
 def test_the_committed_reference_table_matches_the_runner():
@@ -139,3 +139,18 @@ def test_the_committed_reference_table_matches_the_runner():
     assert {v.name for v in experiments.VARIANTS} <= rows.keys()
     assert all(rows[v.name]["seeds"] == 3 for v in experiments.VARIANTS)
     assert (folder / "README.md").read_text().count("--preset cpu-ablation") >= 2
+
+
+def test_a_negated_run_is_left_out_of_its_rows_mean_and_counted():
+    runs = [Result({}, True, {"psnr": p, "ssim": s}, parameters=5, seed=seed, negated=n)
+            for p, s, seed, n in [(17.0, 0.70, 0, ""), (7.8, 0.27, 1, "RG"), (18.0, 0.80, 2, "")]]
+    row = table_row("DRBN T=4", "stage 1", "", runs, 3)
+    assert row["psnr"] == pytest.approx(17.5) and row["seeds"] == 2 and row["seeds_used"] == [0, 2]
+    assert row["excluded"] == 1 and "1 of 3 seeds left out of the mean: negated channel" in row["notes"]
+    assert row["negated"] == "seed 1: RG" and not row["only_negated"]
+    # a row of negated runs only still shows them, flagged, and no verdict is drawn from it
+    only = table_row("DRBN T=1", "stage 1", "", runs[1:2], 1)
+    assert only["psnr"] == pytest.approx(7.8) and only["only_negated"] and only["excluded"] == 0
+    other = {"variant": "DRBN T=4", "psnr": 17.0, "ssim": 0.75}
+    (verdict,) = [e for e in effects([other, only]) if e["effect"] == "4 recursions instead of 1"]
+    assert verdict["real"] is None and verdict["verdict"].startswith("not comparable: every run of DRBN T=1")
