@@ -896,3 +896,67 @@ def plot_teaser(columns: dict, box: tuple[int, int, int, int] | None = None, tar
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+# ----------------------------------------------------------------------------- quality against compute
+def plot_quality_vs_compute(points: Sequence[dict], reference: dict | None = None,
+                            budget_step: int | None = None, title: str | None = None) -> Figure:
+    """PSNR and SSIM of a long run's snapshots against training steps (drbn.curve), on the
+    validation pairs and on the test split, with ``reference`` scores on the test split
+    (e.g. ``{"label": "released weights", "psnr": .., "ssim": ..}``) as a dashed line and
+    ``budget_step`` (e.g. the `cpu` preset's 1200 steps) as a dotted vertical line. The top
+    axis gives the training minutes of the run at those steps."""
+    points = sorted(points, key=lambda p: p["step"])
+    if not points:
+        raise ValueError("plot_quality_vs_compute needs at least one point.")
+    steps = np.array([p["step"] for p in points], dtype=float)
+    minutes = np.array([p["train_seconds"] / 60 for p in points])
+    fig, axes = _figure(1, 2, 4.2, height=3.0, squeeze=False)
+    for ax, key, name in zip(axes[0], ("psnr", "ssim"), ("PSNR (dB)", "SSIM")):
+        ax.plot(steps, [p[f"val_{key}"] for p in points], "o-", ms=3, color="C0", label="validation pairs")
+        ax.plot(steps, [p[f"test_{key}"] for p in points], "s-", ms=3, color="C1", label="test split (eval15)")
+        if reference and reference.get(key) is not None:
+            ax.axhline(reference[key], color="0.3", ls="--", lw=1, label=f"{reference.get('label', 'reference')} (test)")
+        if budget_step:
+            ax.axvline(budget_step, color="0.5", ls=":", lw=1, label=f"`cpu` preset budget ({budget_step} steps)")
+        ax.set_xscale("log")
+        ax.set_xlabel("training steps (4 crops of 128², log scale)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        top = ax.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, minutes),
+                                                   lambda m: np.interp(m, minutes, steps)))
+        top.set_xlabel("training minutes", fontsize=8)
+        top.tick_params(labelsize=7)
+    axes[0, 1].legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_ladder(rungs: Sequence[tuple[float, Sequence[dict]]], variants: Sequence[str],
+                columns: Sequence[str] = METRICS, title: str | None = None) -> Figure:
+    """Each variant's test score against the training budget of the ladder (drbn.ladder):
+    ``rungs`` is ``[(budget multiple, result rows), ...]``; a marker per rung at the mean
+    over seeds with an error bar of one sample standard deviation (none for one seed)."""
+    fig, axes = _figure(1, len(columns), 4.2, height=3.0, squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        for i, name in enumerate(variants):
+            xs, ys, errs = [], [], []
+            for budget, rows in rungs:
+                row = next((r for r in rows if r["variant"] == name and r.get(column) is not None), None)
+                if row is not None:
+                    xs.append(budget * (1 + 0.04 * (i - len(variants) / 2)))  # side by side, not on top
+                    ys.append(float(row[column]))
+                    errs.append(float(row.get(column + results.STD) or 0.0))
+            if xs:
+                ax.errorbar(xs, ys, yerr=errs, fmt="o-", ms=4, capsize=3, color=f"C{i}", label=name)
+        ax.set_xscale("log")
+        budgets = [b for b, _ in rungs]
+        ax.set_xticks(budgets, [f"{b:g}x" for b in budgets])
+        ax.set_xlabel("budget (x the cpu-ablation steps)")
+        ax.set_title(results.label(column), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
