@@ -1,4 +1,4 @@
-"""NIQE, a no-reference score of how natural an image's statistics look; lower is better.
+"""NIQE, a no-reference score of how natural an image's statistics look, lower is better; for stage 2's photos without targets in notebooks/03_band_recomposition.
 
 Mittal, Soundararajan and Bovik, "Making a 'Completely Blind' Image Quality Analyzer",
 IEEE Signal Processing Letters 20(3), 2013. A multivariate Gaussian (mean ν₁, covariance
