@@ -7,16 +7,18 @@ undistorted photos. An image is scored by the distance of its own block statisti
 Σ₂) from that model (Eq. 10). It needs no target and knows nothing of taste: a photo can
 look worse to a person and score better, and the model has never seen a night scene.
 
-This module computes exactly what the official MATLAB release (``niqe_release.zip``,
-``computequality.m``) computes, so its numbers can stand beside published ones:
+This module computes what the official MATLAB release (``niqe_release.zip``,
+``computequality.m``) computes, to floating-point rounding (see :func:`mscn` for the one
+place where rounding matters), so its numbers can stand beside published ones:
 
 - the Y channel of MATLAB's ``rgb2ycbcr`` on the 8-bit image (16..235, rounded to integers
   as MATLAB returns it for uint8 input), then read as float;
 - no border crop; the image is cut to a whole number of 96x96 blocks from the top left;
 - MSCN coefficients (Eq. 1-3) with the release's 7x7 Gaussian window (σ = 7/6),
   replicated borders;
-- per block, 18 features: a GGD-shaped fit of the coefficients (shape α and mean scale) and
-  an AGGD fit (Eq. 7-8) of the products of neighbours in four directions (Eq. 6);
+- per block, 18 features: shape α and mean scale (β_l + β_r)/2 of the coefficients (the
+  paper's generalised Gaussian; the release fits the asymmetric form), then an AGGD fit
+  (Eq. 7-8) of the products of neighbouring coefficients in four orientations;
 - the same at half resolution (48x48 blocks of MATLAB's ``imresize(Y, 0.5)``), giving 36;
 - ν₂ the mean over blocks ignoring NaN, Σ₂ the sample covariance of the blocks without NaN,
   and D = sqrt((ν₁ − ν₂)ᵀ ((Σ₁ + Σ₂)/2)⁺ (ν₁ − ν₂)) with the pseudo-inverse, as released.
@@ -50,7 +52,7 @@ FLAT = 1e-8  # a neighbourhood whose values differ by less is flat (far above ro
 SHAPES = np.arange(0.2, 10.001, 0.001)
 # ρ(α) = Γ(2/α)² / (Γ(1/α) Γ(3/α)), the (mean |x|)² / mean x² of a GGD of shape α
 SHAPE_RATIOS = gamma(2 / SHAPES) ** 2 / (gamma(1 / SHAPES) * gamma(3 / SHAPES))
-# neighbour directions of Eq. 6: horizontal, vertical, main and anti-diagonal
+# the paper's four orientations of neighbouring pairs: horizontal, vertical, main and anti-diagonal
 SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 LUMA = np.array([65.481, 128.553, 24.966])  # MATLAB rgb2ycbcr's Y row, for RGB in 0..255 / 255
 
@@ -202,7 +204,7 @@ def fit_aggd(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def block_features(coefficients: np.ndarray, block: int) -> np.ndarray:
     """The 18 features of each ``block`` x ``block`` tile of MSCN ``coefficients`` (n, 18):
-    α and (β_l + β_r)/2 of the coefficients, then for each direction of Eq. 6 the AGGD
+    α and (β_l + β_r)/2 of the coefficients, then for each of the four orientations the AGGD
     α, its mean η = (β_r − β_l) Γ(2/α) / Γ(1/α) (Eq. 8), β_l and β_r of the neighbour products.
     Products wrap around inside a block (MATLAB's ``circshift`` of the block)."""
     h, w = coefficients.shape
