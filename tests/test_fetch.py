@@ -23,6 +23,7 @@ SOURCES = {  # where the reference copies of the released files live under ../sh
     "stage1": ("reference", "model_s1.pt"),
     "recomposer": ("reference", "model_R_s2.pt"),
     "zero-dce": ("reference", "peers", "zero_dce_Epoch99.pth"),
+    "niqe": ("reference", "peers", "niqe", "niqe_pris_params.npz"),
 }
 
 
@@ -117,6 +118,19 @@ def test_zero_dce_download_loads(mirror, tmp_path):
         (fetched,) = fetch_weights(tmp_path / "w", only=["zero-dce"], base_url=url, timeout=TIMEOUT, log=None)
     assert fetched.path.name == "zero_dce_Epoch99.pth"
     assert sum(p.numel() for p in load_zero_dce(fetched.path).parameters()) == 79_416
+
+
+def test_niqe_model_download_is_found_and_scores(mirror, tmp_path, monkeypatch):
+    import numpy as np
+
+    from drbn.niqe import find_model, niqe
+
+    with serve(mirror) as url:
+        (fetched,) = fetch_weights(tmp_path / "w", only=["niqe"], base_url=url, timeout=TIMEOUT, log=None)
+    assert fetched.file.repository == "XPixelGroup/BasicSR" and len(fetched.file.commit) == 40
+    monkeypatch.setenv("DRBN_RELEASED_DIR", str(tmp_path / "w"))
+    assert find_model() == fetched.path == tmp_path / "w" / "niqe_pris_params.npz"
+    assert np.isfinite(niqe(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)))
 
 
 def test_files_present_and_valid_are_not_downloaded_again(mirror, tmp_path):
