@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import platform
 import socket
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import torch
 
+from drbn import viz
+from drbn.curve import extrapolate, read_curve
 from drbn.data import load_pairs
 from drbn.evaluate import evaluate, mean_row
-from drbn.results import write_text_atomic
+from drbn.results import read_results, write_text_atomic
 from drbn.train import stage1_preset, train_stage1
 from drbn.weights import export_weights, load_stage1
 
@@ -36,16 +39,59 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+RESULTS = Path(__file__).resolve().parent
+RELEASED_ROW = "DRBN, released stage 1"  # its eval15 scores, from the reference table beside this script
+
+
+def report(out: Path, to: Path) -> None:
+    """Publish the run in ``out`` to ``to``: weights, curve, table, figure (see the module docstring)."""
+    curve = read_curve(out / "curve.json")
+    points, last = curve["points"], curve["points"][-1]
+    released = next(r for r in read_results(RESULTS)["rows"] if r["variant"] == RELEASED_ROW)
+    weights = export_weights(out / "stage1.pt", to / "stage1.pt")
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    write_text_atomic(to / "curve.json", json.dumps(curve, indent=1))
+    budget = stage1_preset("cpu").steps
+    fig = viz.plot_quality_vs_compute(points, {"label": "released weights", "psnr": released["psnr"],
+                                               "ssim": released["ssim"]}, budget_step=budget)
+    viz.save_figure(fig, to, "quality_vs_compute")
+    lines = ["| step | training min | validation PSNR / SSIM | eval15 PSNR / SSIM | eval15 PSNR after GT-mean gain |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {p['step']} | {p['train_seconds'] / 60:.1f} | {p['val_psnr']:.2f} / {p['val_ssim']:.3f} | "
+              f"{p['test_psnr']:.2f} / {p['test_ssim']:.3f} | {p['test_psnr_gtmean']:.2f} |" for p in points]
+    lines += [f"| released weights | | | {released['psnr']:.2f} / {released['ssim']:.3f} | "
+              f"{released['psnr_gtmean']:.2f} |", ""]
+    for key, target in (("test_ssim", released["ssim"]), ("test_psnr", released["psnr"])):
+        fit = extrapolate(points, key, target)
+        if fit["reached"]:
+            lines.append(f"- {key}: the released weights' {target:.3f} is reached within the run.")
+        elif fit["step"] is None:
+            lines.append(f"- {key}: flat over steps {fit['fitted_on']}; no extrapolation to {target:.3f}.")
+        else:
+            rate = last["train_seconds"] / last["step"]
+            lines.append(f"- {key}: +{fit['slope_per_doubling']:.4f} per doubling of the steps over steps "
+                         f"{fit['fitted_on']}; a log line reaches {target:.3f} at about {fit['step']:,.0f} steps, "
+                         f"{fit['step'] * rate / 3600:.0f} hours at this run's {rate:.2f} s per step.")
+    lines += ["", f"`stage1.pt`: step {last['step']}, sha256 `{sha}`."]
+    write_text_atomic(to / "curve.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="LOL folder (train split trains and validates; test split is only scored)")
+    parser.add_argument("--data", help="LOL folder (train split trains and validates; test split is only scored)")
     parser.add_argument("--out", required=True, help="run folder, outside the repository")
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--segment", type=int, default=1_000, help="steps between snapshots")
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report", metavar="DIR", help="publish the run in --out to DIR; trains nothing")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(Path(args.out), Path(args.report))
+    if not args.data:
+        parser.error("--data is required to train")
     if args.threads:
         torch.set_num_threads(args.threads)
 
