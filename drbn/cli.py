@@ -17,10 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import distributed, experiments, fetch, reproduce
+from . import distributed, experiments, fetch, files, reproduce
 from .data import describe, load_pairs, load_unpaired
 from .device import DEVICE_HELP, pick_device
-from .enhance import OVERLAP, Enhancement, enhance
+from .enhance import OVERLAP, Enhancement, check_tiling, enhance
 from .errors import DRBNError
 from .evaluate import format_table, score_outputs, score_unpaired, write_csv
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
@@ -40,24 +40,35 @@ DATA_HELP = "'auto' (data/LOL/ in the repository if there, else the synthetic se
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Image files named directly, plus the images directly inside named folders (the
     sub-folders skipped are named)."""
-    files: list[Path] = []
+    found: list[Path] = []
     skipped: list[str] = []
+    seen: set[Path] = set()
+    repeated: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.extend(list_images(path, "input folder"))
+            found.extend(list_images(path, "input folder"))
             skipped += [f"{p.name}/" for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith(".")]
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise DRBNError(f"{path} is not an image ({', '.join(IMAGE_SUFFIXES)}); pass images or folders of images.")
-            files.append(path)
+            found.append(path)
         else:
             raise DRBNError(f"input not found: {path}; check the path.")
+    unique = []
+    for path in found:  # a file named twice (or inside a folder also named) is enhanced once
+        if path.resolve() in seen:
+            repeated.append(str(path))
+        else:
+            seen.add(path.resolve())
+            unique.append(path)
+    if repeated:
+        print(f"drbn: named more than once, enhanced once: {', '.join(repeated[:8])}" + (", ..." if len(repeated) > 8 else ""))
     if skipped:
         shown = ", ".join(skipped[:8]) + (", ..." if len(skipped) > 8 else "")
         print(f"drbn: skipped {len(skipped)} sub-folder{'s' if len(skipped) > 1 else ''}: {shown} "
               "(only the images directly inside a folder are enhanced)")
-    return files
+    return unique
 
 
 def load_models(weights: str | None, stage2: str | None, device: str = "auto"):
@@ -106,31 +117,35 @@ def load_enhancer(args) -> Callable[[np.ndarray], Enhancement]:
 
 
 def cmd_enhance(args) -> None:
-    files = collect_inputs(args.inputs)
+    check_tiling(args.tile, args.overlap)  # every argument before any work
+    inputs = collect_inputs(args.inputs)
     out = check_output_folder(args.output, "-o")
-    stems, renamed = output_names(files, out, ("", *BAND_SUFFIXES) if args.save_bands else ("",))
+    suffixes = ("", *BAND_SUFFIXES) if args.save_bands else ("",)
+    stems, renamed = output_names(inputs, out, suffixes)
+    # a folder, a special file or a file the kit did not write at an output's path: refused now, all named
+    files.claim([Path(f"{stem}{s}.png") for stem in stems for s in suffixes], args.overwrite)
     if renamed:
         print(f"drbn: inputs share a name, written as: {'; '.join(renamed)}")
     apply = load_enhancer(args)
     failed = []
-    for path, stem in zip(files, stems):
-        try:
+    for path, stem in zip(inputs, stems):
+        try:  # a bad input or a failed write is listed, and the others are finished
             image = read_image(path)
-        except DRBNError as exc:  # finish the others, then list what failed
-            failed.append(str(exc).replace(str(path), path.name).rstrip("."))
+            result = apply(image)
+            target = write_image(f"{stem}.png", result.output)
+            if args.save_bands and result.bands is not None:
+                for i, band in enumerate(result.bands, 1):  # bands are signed: shown around mid-grey
+                    write_image(f"{stem}_band{i}.png", band + (0.0 if i == 1 else 0.5))
+                for i, weight in enumerate(result.weights, 1):  # weights live around [0.6, 1.4]
+                    write_image(f"{stem}_w{i}.png", np.clip(weight - 0.4, 0, 1))
+        except DRBNError as exc:
+            failed.append(f"{path.name}: " + str(exc).replace(str(path), path.name).rstrip("."))
             continue
-        result = apply(image)
-        target = write_image(f"{stem}.png", result.output)
-        if args.save_bands and result.bands is not None:
-            for i, band in enumerate(result.bands, 1):  # bands are signed: shown around mid-grey
-                write_image(f"{stem}_band{i}.png", band + (0.0 if i == 1 else 0.5))
-            for i, weight in enumerate(result.weights, 1):  # weights live around [0.6, 1.4]
-                write_image(f"{stem}_w{i}.png", np.clip(weight - 0.4, 0, 1))
         print(target)
     if failed:
-        written = len(files) - len(failed)
+        written = len(inputs) - len(failed)
         kept = f"the other {written} were written to {out}" if written else "nothing was written"
-        raise DRBNError(f"{len(failed)} of {len(files)} images failed ({' | '.join(failed)}); {kept}.")
+        raise DRBNError(f"{len(failed)} of {len(inputs)} images failed ({' | '.join(failed)}); {kept}.")
 
 
 # ----------------------------------------------------------------------------- training
@@ -180,6 +195,12 @@ def cmd_train_stage2(args) -> None:
         "adv_weight": "adv_weight", "vgg_weights": "vgg_weights"})
     out = check_output_folder(args.out)
     stage1 = load_stage1(args.stage1)
+    if args.resume is not None:  # the saved run continues over its own stage 1: another is a change
+        saved = load_stage1(args.resume)
+        if not same_weights(stage1, saved):
+            raise DRBNError(f"--resume continues the run saved in {args.resume}, which was trained over "
+                            f"another stage 1 than --stage1 {args.stage1}; pass that run's stage 1 "
+                            "(or start a new run with --overwrite or another --out).")
     if distributed.is_main():  # under torchrun, one process speaks
         print(f"data: {describe(config.data)}")
     with run_lock(out):
@@ -190,6 +211,7 @@ def cmd_train_stage2(args) -> None:
 # ----------------------------------------------------------------------------- evaluate, ablate, reproduce
 def cmd_evaluate(args) -> None:
     csv_path = output_file(args.csv, "evaluate.csv", "--csv")  # a folder: evaluate.csv inside it
+    files.claim([csv_path], args.overwrite)
     if args.niqe or args.unpaired:
         load_niqe_model()  # a missing model is reported before anything is loaded or enhanced
     apply = load_enhancer(args)
@@ -228,6 +250,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def cmd_ablate(args) -> None:
     check_output_folder(args.out)
+    files.check_targets([Path(args.out) / f"results.{ext}" for ext in ("csv", "md", "json")], option="")
     variants = [experiments.variant(name) for name in args.only] if args.only else experiments.VARIANTS
     print(f"data: {describe(args.data)}")
     experiments.run_experiments(
@@ -262,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="stage-1 weights: the authors' model_s1.pt or a kit checkpoint")
     p.add_argument("--stage2", help="recomposer: a stage2.pt of this kit or the authors' model_R_s2.pt")
     p.add_argument("--save-bands", action="store_true", help="also write the bands and weight maps")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files of the output names that the kit did not write (refused by default)")
     p.add_argument("--tile", type=parse_tile, default="auto",
                    help="window side in pixels so that large photos fit in memory; 'auto' (default: the whole "
                         "image when it fits) or 'none'")
@@ -313,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unpaired", metavar="DIR",
                    help="score the outputs for a folder of photos without targets (and its sub-folders): NIQE only")
     p.add_argument("--csv", default="runs/evaluate.csv", help="CSV file; a folder means FOLDER/evaluate.csv")
+    p.add_argument("--overwrite", action="store_true", help="replace a --csv file the kit did not write")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_evaluate)
 

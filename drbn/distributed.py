@@ -209,6 +209,9 @@ def sync_batchnorm(module: nn.Module) -> nn.Module:
         else:
             new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
                                     child.track_running_stats)
-            new.load_state_dict(child.state_dict())
+            # the very parameters and buffers, as convert_sync_batchnorm keeps them: an optimizer
+            # built over the module before this call must still step them
+            for key, value in (*child.named_parameters(recurse=False), *child.named_buffers(recurse=False)):
+                setattr(new, key, value)
             setattr(module, name, new.train(child.training))
     return module

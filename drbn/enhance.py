@@ -149,7 +149,23 @@ def run_tiled(
     return outputs
 
 
+def check_tiling(tile: Tile, overlap: int) -> None:
+    """Refuse, before any work, a tile or overlap no image can be enhanced with."""
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        raise DRBNError(f"overlap must be a whole number of pixels >= 0, got {overlap!r} (default {OVERLAP}).")
+    if tile == "auto" or tile is None:
+        return
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0:
+        raise DRBNError(f"tile must be a positive number of pixels, 'auto' or None, got {tile!r}.")
+    if tile // MULTIPLE * MULTIPLE <= 2 * round_up(overlap):
+        raise DRBNError(
+            f"tile {tile} leaves nothing inside the {round_up(overlap)}-pixel overlap on each side; "
+            f"use a tile larger than {2 * round_up(overlap)} (or no tiling: tile=None, --tile none)."
+        )
+
+
 def resolve_tile(tile: Tile, height: int, width: int, device: torch.device, overlap: int) -> int | None:
+    check_tiling(tile, overlap)
     if tile == "auto":
         return auto_tile(height, width, device, overlap)
     if tile is None or (isinstance(tile, int) and not isinstance(tile, bool) and tile > 0):

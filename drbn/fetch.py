@@ -23,7 +23,7 @@ from typing import Callable, Iterable, NamedTuple
 
 from .errors import DRBNError
 from .niqe import MODEL_FILENAME as NIQE_FILENAME
-from .weights import RECOMPOSER_FILENAME, STAGE1_FILENAME, ZERO_DCE_FILENAME, search_folders
+from .weights import RECOMPOSER_FILENAME, STAGE1_FILENAME, ZERO_DCE_FILENAME, find_released, search_folders
 
 RAW_URL = "https://raw.githubusercontent.com"
 BASE_URL_ENV = "DRBN_WEIGHTS_BASE_URL"  # a mirror laid out like RAW_URL (tests serve one locally)
@@ -190,6 +190,10 @@ def fetch_weights(
     present, missing = [], []
     for file in files:
         target = folder / file.filename
+        elsewhere = find_released(file.filename, "niqe" if file.filename == NIQE_FILENAME else None) if to is None else None  # $DRBN_RELEASED_DIR=A:B: B counts too
+        if elsewhere is not None and elsewhere != target and sha256_of(elsewhere) == file.sha256:
+            present.append(Fetched(file, elsewhere, False))
+            continue
         if target.is_dir():
             raise DRBNError(f"{target} is a folder; move it away so that {file.filename} can be written there.")
         if not target.exists():

@@ -15,6 +15,7 @@ come after, with every thread.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import sys
 import threading
@@ -22,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import files
 from .errors import DRBNError
 from .results import read_json, write_json, write_text_atomic
-from .runs import check_output_folder
+from .runs import check_output_folder, run_lock
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -170,6 +172,7 @@ def run_notebook(path: Path, out: Path, parameters: dict[str, Any], preset: str,
         )
     except Exception as exc:  # papermill raises its own error type, or the kernel died
         status = f"FAILED at {failed_cell(executed) if executed.exists() else type(exc).__name__}"
+    files.adopt(executed)  # the kit's own from now on: a rerun replaces it
     seconds = time.perf_counter() - started
     say(f"   {path.stem}: {status} in {seconds:.0f} s")
     return {"notebook": path.stem, "status": status, "seconds": seconds, "beside": beside,
@@ -198,8 +201,32 @@ def run_lanes(lanes: list[list[Path]], out: Path, parameters: dict[str, Any], pr
                 thread.join(timeout=1.0)
     except KeyboardInterrupt:
         say("interrupted: stopping the notebooks' kernels")
+        stop_children()
         raise
     return [r for lane in results for r in lane]
+
+
+def stop_children(grace: float = 5.0) -> int:
+    """Stop every process this one started (the notebooks' kernels) and wait until they are
+    gone: SIGTERM, then SIGKILL after ``grace`` seconds. Returns how many there were.
+
+    Papermill's exit hooks stop the kernels only when the interpreter exits, up to 20 s after
+    the command returned; a Ctrl-C must not return before they are gone.
+    """
+    try:
+        import psutil  # installed with ipykernel, which the notebooks need
+    except ImportError:
+        return 0
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    return len(children)
 
 
 def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, Any] | None = None,
@@ -211,6 +238,17 @@ def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, An
     paths = notebook_paths(notebooks, only)  # first, so a wheel install fails before any work
     params = check_parameters(paths, params or {})
     out = check_output_folder(out).resolve()
+    # papermill writes the executed notebooks itself: no folder may sit at their paths
+    files.check_targets([out / "notebooks" / path.name for path in paths], overwrite=True)
+    with run_lock(out):  # one run per OUT, the notebooks' training runs inside it included
+        try:
+            return _run(paths, params, out, preset, sequential)
+        except KeyboardInterrupt:
+            stop_children()
+            raise
+
+
+def _run(paths: list[Path], params: dict[str, Any], out: Path, preset: str, sequential: bool) -> int:
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, **params}
     threads = params.get("THREADS") or default_threads()

@@ -18,11 +18,11 @@ import math
 import numbers
 import os
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import files
 from .errors import DRBNError
 
 SCORES = ("psnr", "ssim", "psnr_shave10", "psnr_gtmean")  # drbn.metrics.score's keys
@@ -105,19 +105,9 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = T
 
 # ----------------------------------------------------------------------------- writing
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
-    a reader (or a second process) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` through :func:`drbn.files.write_text`: a temporary file renamed into
+    place, so a reader (or a second process) never sees half a file."""
+    return files.write_text(path, text)
 
 
 def _plain(value: Any) -> Any:
@@ -134,8 +124,8 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> Path:
-    """``payload`` as indented JSON, written atomically."""
-    return write_text_atomic(path, json.dumps(payload, indent=1, default=_plain) + "\n")
+    """``payload`` as indented JSON, written atomically (:func:`drbn.files.write_json`)."""
+    return files.write_json(path, payload)
 
 
 def read_json(path: str | os.PathLike, what: str = "results file") -> Any:

@@ -14,8 +14,7 @@ introduced in notebooks/00_setup_check (README: "What the kit never does to your
 - :func:`output_names`: ``enhance`` never writes over an input, never into an input's own
   folder (a rerun would enhance its outputs), and gives inputs that share a stem distinct names.
 
-Text and JSON are written atomically with :func:`drbn.results.write_text_atomic`,
-checkpoints with :func:`drbn.weights.save_checkpoint`.
+Every file (the lock included) is written by :mod:`drbn.files`.
 """
 from __future__ import annotations
 
@@ -27,11 +26,11 @@ import math
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .distributed import is_main  # only the main process checks, locks and moves a run folder
+from . import files
 from .errors import DRBNError
 
 LOCK_NAME = "drbn.lock"
@@ -55,9 +54,7 @@ def check_output_folder(folder: str | os.PathLike, what: str = "--out") -> Path:
     if probe.exists() and not probe.is_dir():
         raise DRBNError(f"{what} {folder} cannot be created: {probe} is a file; pass another folder.")
     try:
-        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".drbn-write-test-")
-        os.close(fd)
-        os.unlink(tmp)
+        files.probe(probe)
     except OSError as exc:
         where = "" if probe == folder else f" (its parent {probe} is not writable)"
         raise DRBNError(
@@ -98,28 +95,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _create_exclusive(path: Path, text: str) -> bool:
-    """Create ``path`` holding ``text``, all at once; False if it already exists."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        try:
-            os.link(tmp, path)  # atomic and exclusive: a reader never sees an empty lock
-        except FileExistsError:
-            return False
-        except OSError:  # a file system without hard links
-            try:
-                fd2 = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd2, "w") as f:
-                f.write(text)
-        return True
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _read_lock(path: Path) -> dict[str, Any] | None:
     try:
         owner = json.loads(path.read_text())
@@ -146,6 +121,7 @@ def run_lock(folder: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
         yield folder / LOCK_NAME
         return
     check_output_folder(folder, what)
+    created = not folder.exists()  # removed again if the run leaves it empty (e.g. it was refused)
     folder.mkdir(parents=True, exist_ok=True)
     path = (folder / LOCK_NAME).resolve()
     if path in _HELD:
@@ -158,8 +134,11 @@ def run_lock(folder: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "started": dt.datetime.now().isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
     for _ in range(5):
-        if _create_exclusive(path, json.dumps(me)):
-            break
+        try:
+            if files.create_exclusive(path, json.dumps(me)):
+                break
+        except OSError as exc:  # a full disk, a folder turned read-only: one line
+            raise files.explain(exc, path) from None
         owner = _read_lock(path)
         if owner is None:  # released meanwhile
             continue
@@ -172,8 +151,9 @@ def run_lock(folder: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
         if not same_host or (owner["pid"] != me["pid"] and _pid_alive(owner["pid"])):
             raise DRBNError(
                 f"another run ({_describe(owner)}) is writing to {folder}; wait for it to finish "
-                f"or pass another {what}" + ("." if same_host else
-                f" (if it no longer runs on {owner.get('host')}, delete {path}).")
+                f"or pass another {what}" + (
+                    f" (if PID {owner['pid']} is not a drbn run, the number was reused: delete {path})."
+                    if same_host else f" (if it no longer runs on {owner.get('host')}, delete {path}).")
             )
         stale = path.with_name(f".{path.name}.stale-{me['pid']}")
         try:
@@ -194,6 +174,9 @@ def run_lock(folder: str | os.PathLike, what: str = "--out") -> Iterator[Path]:
             del _HELD[path]
             if (_read_lock(path) or {}).get("pid") == me["pid"]:
                 path.unlink(missing_ok=True)
+            if created:
+                with contextlib.suppress(OSError):  # only an empty folder: rmdir refuses any other
+                    folder.rmdir()
 
 
 # ----------------------------------------------------------------------------- training folders
@@ -206,6 +189,7 @@ def move_aside(path: Path, when: dt.datetime | None = None) -> Path:
         target = path.with_name(f"{path.stem}.replaced-{stamp}-{n}{path.suffix}")
         n += 1
     os.replace(path, target)
+    files.forget(path)
     return target
 
 
@@ -233,6 +217,7 @@ def claim_run_folder(folder: str | os.PathLike, checkpoint_name: str,
         raise DRBNError(f"--overwrite would move aside {existing}, the checkpoint --resume continues; "
                         "pass only one of them.")
     if resumes_it:
+        files.adopt(existing)  # continued by the kit from now on, whoever wrote it
         return None
     if not overwrite:
         how = (f"--resume {existing} to continue it" if resume is None

@@ -29,7 +29,7 @@ from matplotlib.table import Table
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
-from . import results
+from . import files, results
 from .discriminator import sorted_channels
 from .enhance import pad_to_multiple
 from .images import to_image
@@ -85,10 +85,7 @@ def _psnr(output, target) -> float:
 
 def save_figure(fig: Figure, out, name: str, dpi: int = DPI) -> Path:
     """Save ``fig`` as ``OUT/figures/<name>.png`` (dpi 110) and return the path."""
-    path = Path(out) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+    return files.write_figure(Path(out) / "figures" / f"{name}.png", fig, dpi=dpi, bbox_inches="tight")
 
 
 # ----------------------------------------------------------------------------- images

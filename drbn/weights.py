@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from . import files
 from .errors import DRBNError
 from .model import DRBN, DRBNConfig
 from .recompose import Recomposer, RecomposerConfig
@@ -35,19 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------- files
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` via a temporary file and a rename, so a crash mid-write
-    never leaves a truncated checkpoint behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``payload`` to ``path`` via a temporary file and a rename
+    (:func:`drbn.files.write_checkpoint`), so a crash mid-write never leaves a truncated
+    checkpoint behind, and a full disk is one line with the previous checkpoint intact."""
+    return files.write_checkpoint(path, payload)
 
 
 def export_weights(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:

@@ -90,7 +90,7 @@ def test_read_only_out_is_found_before_step_one(tmp_path, capsys, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     photos(tmp_path / "in", "a.png")
-    monkeypatch.setattr(runs.tempfile, "mkstemp", no_write)
+    monkeypatch.setattr(runs.files, "probe", no_write)
     assert "not writable" in one_error(capsys, ["train-stage1", "--preset", "smoke", "--out", str(tmp_path / "r")])
     assert "not writable" in one_error(capsys, ["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "r")])
 

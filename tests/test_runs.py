@@ -34,7 +34,7 @@ def test_read_only_output_folder_is_refused(tmp_path, monkeypatch):
     def no_write(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(runs.tempfile, "mkstemp", no_write)
+    monkeypatch.setattr(runs.files, "probe", no_write)
     with pytest.raises(DRBNError, match="not writable: Permission denied"):
         runs.check_output_folder(tmp_path)
 
