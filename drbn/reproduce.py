@@ -250,7 +250,7 @@ def run(preset: str = "cpu", only: list[str] | None = None, params: dict[str, An
 
 def _run(paths: list[Path], params: dict[str, Any], out: Path, preset: str, sequential: bool) -> int:
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, **params}
+    parameters = {"PRESET": preset, "OUT": str(out), "INTERACTIVE": False, "SOLUTIONS": True, **params}
     threads = params.get("THREADS") or default_threads()
     phases = schedule(paths, side_by_side=not sequential and threads >= 2)
     started = time.perf_counter()

@@ -158,10 +158,14 @@ def negated_channels(model: DRBN, pair: Pair) -> str:
     """The RGB channels ("R", "G", "B") of the model's output that are anti-correlated with
     the target on ``pair``; "" when none is.
 
-    SSIM's luminance and structure terms both change sign with the output, so the -SSIM
-    loss has a local optimum at a channel's *negated* image (SSIM about 0.25 on the synthetic
-    set, against 1 for the image itself). A channel that starts out anti-correlated is
-    pushed there and stays: the output turns red or magenta. Introduced in notebooks/04.
+    SSIM's luminance and contrast-structure terms both change sign with the output's sign, so
+    along the line of outputs t·x the -SSIM loss has, besides t = 1, a second local optimum
+    at a negative t. Its position and height depend on the target (how many of its windows
+    are textured, how many flat): notebooks 02 and 04 compute them per image, and SSIM(-x, x)
+    itself is negative for some targets. A channel that starts out far enough on the negative
+    side is pushed away from +x and can stay there: the output turns red or magenta
+    (results/README.md records such runs). The test here, a correlation below 0, is a
+    heuristic: it also flags channels that would still climb back. Introduced in notebooks/04.
     """
     output = enhance(model, pair.y).output.astype(np.float64)
     target = pair.x.astype(np.float64)

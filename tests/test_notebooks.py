@@ -25,7 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 STEMS = [p.stem for p in PATHS]
-SHARED_PARAMETERS = {"PRESET", "DATA", "OUT", "INTERACTIVE", "SEED"}
+SHARED_PARAMETERS = {"PRESET", "DATA", "OUT", "INTERACTIVE", "SEED", "SOLUTIONS"}
+# what JupyterLab writes into a notebook's metadata on opening; committed, so an untouched
+# notebook stays unmodified
+LANGUAGE_INFO_KEYS = {"name", "version", "mimetype", "codemirror_mode", "pygments_lexer", "nbconvert_exporter",
+                      "file_extension"}
+SOLUTION_HINT = "Set SOLUTIONS = True to run the solution."
 
 # figures each notebook must write under OUT/figures (notebooks not listed: at least one PNG
 # named after them is not required, but every PNG written must be a readable image)
@@ -36,7 +41,7 @@ EXPECTED_FIGURES = {
     "02_recursive_band_learning": ["02_architecture", "02_band_targets", "02_stage1_history", "02_recursions",
                                    "02_negated_optimum"]
     + (["02_released_vs_ours"] if find_released(STAGE1_FILENAME) else []),
-    "03_band_recomposition": ["03_bands", "03_weights_before", "03_sorted_channels",
+    "03_band_recomposition": ["03_bands", "03_band_scaling", "03_weights_before", "03_sorted_channels",
                               "03_high_quality_photos", "03_stage2_history", "03_before_after",
                               "03_weights_after", "03_unpaired_before_after"],
     "04_ablations": ["04_gamma_fit", "04_negated_optimum", "04_metrics", "04_recursions", "04_training_curves",
@@ -66,6 +71,7 @@ def test_parameters_cell(path):
     for node in ast.parse(tagged[0].source).body:
         assert isinstance(node, ast.Assign), f"{path.name}: parameters cell holds {ast.dump(node)[:60]}"
         ast.literal_eval(node.value)  # raises if a default is not a literal
+    assert found["SOLUTIONS"]["default"] == "False", f"{path.name}: a student's Run All must not run the solutions"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=STEMS)
@@ -74,6 +80,9 @@ def test_committed_clean(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    language_info = nb.metadata.get("language_info", {})
+    assert language_info.get("name") == "python" and LANGUAGE_INFO_KEYS <= language_info.keys(), (
+        f"{path.name}: language_info lacks {LANGUAGE_INFO_KEYS - language_info.keys()} (JupyterLab would add them)")
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             assert not cell.outputs, f"{path.name} cell {index} has outputs"
@@ -112,7 +121,8 @@ def execute_smoke(path: Path, out: Path) -> None:
         papermill.execute_notebook(
             str(path), str(out / "executed" / path.name),
             # the synthetic set whatever data/LOL/ holds: smoke runs stay seconds on every machine
-            parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out), "DATA": "synthetic"},
+            parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out), "DATA": "synthetic",
+                        "SOLUTIONS": True},
             kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
         )
 
@@ -141,6 +151,16 @@ def record_of(executed, stem: str) -> dict:
     return load_record(out, stem)
 
 
+def assert_solutions_ran(executed: Path) -> None:
+    """Every solution cell of an executed notebook ran its work (SOLUTIONS = True), not the hint."""
+    nb = nbformat.read(executed, as_version=4)
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    for index, cell in enumerate(solutions, 1):
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        assert SOLUTION_HINT not in text, f"{executed.name}: solution {index} printed its hint instead of running"
+        assert cell.outputs, f"{executed.name}: solution {index} shows nothing"
+
+
 def load_record(out: Path, stem: str) -> dict:
     path = out / "records" / f"{stem}.json"
     assert path.is_file(), f"{stem} recorded no numbers (expected {path})"
@@ -155,6 +175,7 @@ def test_notebook_runs_and_records(executed, stem):
         pytest.fail(f"{stem} failed under the smoke preset: {errors[stem]}")
     values = load_record(out, stem)
     assert values, f"{stem} recorded an empty dict"
+    assert_solutions_ran(out / "executed" / f"{stem}.ipynb")
     for key, value in values.items():
         if "loss" in key and isinstance(value, (int, float)):
             assert math.isfinite(value), f"{stem}: {key} = {value}"
@@ -174,6 +195,9 @@ def test_stage1_loss_falls(executed):
     assert len(values["recursion_psnr"]) == 4 and all(math.isfinite(v) for v in values["recursion_psnr"])
     along = values["ssim_along_line"]  # SSIM(t·x, x): 1 at t = 1, about 0 at t = 0
     assert along["1.0"] == pytest.approx(1.0) and abs(along["0.0"]) < 0.05
+    negation = values["negation"]  # computed on the target shown: the lowest point, then the second maximum
+    assert negation["second_t"] <= negation["lowest_t"] < 0
+    assert negation["second_ssim"] >= negation["lowest_ssim"] and negation["ssim_minus_x"] == pytest.approx(along["-1.0"], abs=1e-4)
 
 
 FIRST_NOTEBOOKS = ["00_setup_check", "01_low_light_data", "02_recursive_band_learning"]
@@ -223,7 +247,7 @@ def test_notebooks_01_02_on_real_photos(tmp_path):
             papermill.execute_notebook(
                 str(NOTEBOOKS / f"{stem}.ipynb"), str(out / "executed" / f"{stem}.ipynb"),
                 parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out), "DATA": str(data),
-                            "HQ": str(hq)},
+                            "HQ": str(hq), "SOLUTIONS": True},
                 kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
             )
     low_light = load_record(out, "01_low_light_data")
@@ -237,6 +261,7 @@ def test_notebooks_01_02_on_real_photos(tmp_path):
     if find_released(STAGE1_FILENAME) is not None:
         assert math.isfinite(stage1["released_test_psnr"]) and len(stage1["released_recursion_psnr"]) == 4
     for stem in FIRST_NOTEBOOKS[1:]:
+        assert_solutions_ran(out / "executed" / f"{stem}.ipynb")
         for name in EXPECTED_FIGURES[stem]:
             assert (out / "figures" / f"{name}.png").is_file(), name
 
@@ -348,6 +373,9 @@ def test_exercises_ship_hidden_solutions(stem):
         assert exercise.cell_type == "markdown" and f"{n}. " in exercise.source, f"{stem}: exercise {n}"
         assert sol.cell_type == "code" and "solution" in sol.metadata.get("tags", []), f"{stem}: solution {n}"
         assert sol.metadata.get("jupyter", {}).get("source_hidden") is True, f"{stem}: solution {n} not collapsed"
+        # a student's Run All skips the work (SOLUTIONS = False) and prints a one-line hint instead
+        assert sol.source.startswith("if SOLUTIONS:\n"), f"{stem}: solution {n} runs without SOLUTIONS"
+        assert "else:\n    print(" in sol.source and SOLUTION_HINT in sol.source.rsplit("else:", 1)[1], f"{stem}: solution {n}"
 
 
 @pytest.mark.slow
@@ -364,7 +392,7 @@ def test_notebooks_03_to_06_on_real_photos(tmp_path):
             papermill.execute_notebook(
                 str(NOTEBOOKS / f"{stem}.ipynb"), str(out / "executed" / f"{stem}.ipynb"),
                 parameters={"PRESET": "smoke", "INTERACTIVE": False, "OUT": str(out), "DATA": str(data),
-                            "HQ": str(hq), "UNPAIRED": str(unpaired)},
+                            "HQ": str(hq), "UNPAIRED": str(unpaired), "SOLUTIONS": True},
                 kernel_name="python3", cwd=str(NOTEBOOKS), progress_bar=False,
             )
     for stem in EXERCISE_NOTEBOOKS:
@@ -373,6 +401,7 @@ def test_notebooks_03_to_06_on_real_photos(tmp_path):
     photos = {p.name for p in unpaired.iterdir()}
     assert load_record(out, "05_figures")["photo"] in photos and load_record(out, "06_explorer")["photo"] in photos
     for stem in EXERCISE_NOTEBOOKS:
+        assert_solutions_ran(out / "executed" / f"{stem}.ipynb")
         for name in EXPECTED_FIGURES[stem]:
             assert (out / "figures" / f"{name}.png").is_file(), name
 
