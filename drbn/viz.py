@@ -17,9 +17,12 @@ labels from ``drbn.results`` (``label``, ``format_value``) and never reads a lab
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import weakref
+from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -31,15 +34,18 @@ from torchvision.utils import make_grid
 
 from . import results
 from .discriminator import sorted_channels
-from .enhance import pad_to_multiple
+from .enhance import on_device, pad_to_multiple
 from .images import to_image
 from .losses import gaussian_window
 from .metrics import psnr as metrics_psnr
 from .model import DRBNConfig
-from .recompose import decompose
+from .recompose import Bands, decompose
 
-DPI = 110
-BAND_NAMES = ("coarse Δ̂_s1 = up4(x̂_s1)", "middle Δ̂_s2", "fine Δ̂_s3")
+DPI = 110  # saved PNG files
+NOTEBOOK_DPI = 100  # figures shown inline: at 100% zoom one inch is 100 pixels
+COLUMN_WIDTH = 9.3  # inches: JupyterLab's output column is about 950 pixels at 100% zoom (with the 0.1 inch padding of the inline display)
+BANDS = ("coarse", "middle", "fine")
+BAND_NAMES = tuple(rf"{name} $\hat{{\Delta}}_{{\mathrm{{{name}}}}}$" for name in BANDS)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -65,9 +71,23 @@ def signed_for_display(band, gain: float | None = None) -> tuple[np.ndarray, flo
 
 def _figure(nrows: int, ncols: int, size: float = 2.6, height: float | None = None,
             squeeze: bool = False, **kwargs) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(size * ncols, (height or size) * nrows), layout="constrained")
+    """A grid of panels ``size`` x ``height`` inches, all shrunk alike to fit the column."""
+    height = height or size
+    if size * ncols > COLUMN_WIDTH:
+        shrink = COLUMN_WIDTH / (size * ncols)
+        size, height = size * shrink, height * shrink
+    fig = Figure(figsize=(size * ncols, height * nrows), dpi=NOTEBOOK_DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=squeeze, **kwargs)
     return fig, axes
+
+
+def _pin_size(fig: Figure) -> None:
+    """Keep ``fig`` its full size when shown: the inline display crops a figure to what is
+    drawn, which would make the size depend on the image's aspect; a transparent frame
+    around the whole figure is always drawn."""
+    from matplotlib.patches import Rectangle
+
+    fig.add_artist(Rectangle((0, 0), 1, 1, transform=fig.transFigure, fill=False, edgecolor="none"))
 
 
 def _image_axes(ax, image, title: str | None = None) -> None:
@@ -428,44 +448,137 @@ def plot_sorted_channels(image) -> Figure:
 
 
 # ----------------------------------------------------------------------------- explorer
-def _recursions(stage1, image) -> tuple[list, int, int]:
-    """``stage1.recursions`` on one H x W x 3 image padded to a multiple of 4, with H and W
-    to crop back to (the model's train/eval mode is left as it was)."""
+EXPLORER_SIZE = (COLUMN_WIDTH, 5.9)  # inches: one size for every image, paired or not
+EXPLORER_CACHE_SIZE = 4  # images kept per model: about 50 MB each for a 600 x 400 photo at T = 4
+
+
+class Explored(NamedTuple):
+    """Everything the explorer shows of one image that a band scale does not change, as
+    H x W x 3 float32 arrays: per recursion t the estimate x̂^(t)_full and its Δ-bands
+    (``drbn.recompose.decompose``), and the zoom box (:func:`zoom_box` of x̂^(T)_full)."""
+
+    estimates: list
+    bands: list
+    box: tuple[int, int, int, int]
+
+
+# model -> {(weights fingerprint, image fingerprint): Explored}, oldest first
+_explored: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(arrays) -> bytes:
+    """A digest of the arrays' shapes, dtypes and bytes: equal only for equal contents."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().reshape(-1)
+            digest.update(f"{array.dtype}{array.numel()}".encode())
+            array = array.view(torch.uint8).numpy()
+        else:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.view(np.uint8).data)
+    return digest.digest()
+
+
+def explored(stage1, image) -> Explored:
+    """Every recursion of ``stage1`` on one image, with its bands: computed once per image and
+    weights (``stage1.recursions`` on the image padded to a multiple of 4, cropped back) and
+    then taken from a cache, so that moving a band slider costs no network pass. The cache
+    keeps the last few images per model; changed weights are a new entry (the weights are
+    part of the key), and the model's train/eval mode is left as it was.
+
+    Introduced in notebooks/06_explorer.
+    """
     array = np.ascontiguousarray(to_image(image)[..., :3], dtype=np.float32)
+    key = (_fingerprint(stage1.state_dict().values()), _fingerprint([array]))
+    cache = _explored.setdefault(stage1, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    h, w = array.shape[:2]
     y = pad_to_multiple(torch.from_numpy(array).permute(2, 0, 1)[None])
     was_training = stage1.training
     stage1.eval()
-    with torch.no_grad():
-        outputs = stage1.recursions(y)
-    stage1.train(was_training)
-    return outputs, *array.shape[:2]
+    try:
+        with torch.inference_mode():
+            outputs = stage1.recursions(on_device(stage1, y))
+    finally:
+        stage1.train(was_training)
+    crop = lambda t: to_image(t[..., :h, :w])  # noqa: E731
+    estimates = [crop(o.full) for o in outputs]
+    bands = [Bands(*(crop(b) for b in decompose(o))) for o in outputs]
+    cache[key] = Explored(estimates, bands, zoom_box(estimates[-1]))
+    while len(cache) > EXPLORER_CACHE_SIZE:
+        cache.popitem(last=False)
+    return cache[key]
+
+
+def band_sum(scales: Sequence[float]) -> str:
+    """The recomposition by hand in mathtext, e.g. 1 Δ̂_coarse + 0.5 Δ̂_middle + 1.5 Δ̂_fine."""
+    return "$" + " + ".join(rf"{float(s):g}\,\hat{{\Delta}}_{{\mathrm{{{name}}}}}"
+                            for s, name in zip(scales, BANDS)) + "$"
+
+
+def estimate_label(t: int | str, scale: str = "full") -> str:
+    """x̂^(t)_scale in mathtext: recursion t's estimate at one scale."""
+    return rf"$\hat{{x}}^{{({t})}}_{{\mathrm{{{scale}}}}}$"
 
 
 def explore(stage1, image, recursion: int | None = None,
             band_scales: tuple[float, float, float] = (1.0, 1.0, 1.0), target=None) -> Figure:
-    """The explorer's view: the low-light y, the full-scale estimate x̂^t_s3 of recursion t
-    (``None`` = the last, T), and the image recomposed from that recursion's bands with
-    each band scaled by hand, s1 Δ̂_s1 + s2 Δ̂_s2 + s3 Δ̂_s3, the recomposer's job done
-    by hand with one weight per band. With ``target`` x also shown, with PSNRs.
+    """The explorer's view of one image. Top: the low-light y, the full-scale estimate
+    x̂^(t)_full of recursion t (``None`` = the last, T) and the image recomposed from that
+    recursion's bands with each band scaled by hand, s_c Δ̂_coarse + s_m Δ̂_middle +
+    s_f Δ̂_fine (the recomposer's job done by hand, one weight per band). Bottom: the box
+    outlined in yellow, zoomed, where noise and texture show (the box :func:`zoom_box`
+    picks on the target x when given, else on x̂^(T)_full); first the target's zoom when
+    given (then PSNRs to x in the titles). One figure size for every image, with or
+    without a target, so the page does not jump as the explorer switches images.
+
+    The recursions come from :func:`explored`'s cache: only the first view of an image
+    runs the network; a band scale or another recursion of the same image does not.
 
     Introduced in notebooks/06_explorer, which wraps it in ``ipywidgets.interact``.
     """
-    outputs, h, w = _recursions(stage1, image)
-    t = len(outputs) if recursion is None else int(recursion)
-    if not 1 <= t <= len(outputs):
-        raise ValueError(f"recursion must be in 1..{len(outputs)}, got {recursion}.")
-    chosen = outputs[t - 1]
-    bands = decompose(chosen)
-    s1, s2, s3 = (float(s) for s in band_scales)
-    recomposed = s1 * bands.coarse + s2 * bands.middle + s3 * bands.fine
-    images = [image, chosen.full[..., :h, :w], recomposed[..., :h, :w]]
-    titles = ["input y", f"x̂^{t}_s3 (recursion {t} of {len(outputs)})",
-              f"{s1:g}·Δ̂_s1 + {s2:g}·Δ̂_s2 + {s3:g}·Δ̂_s3"]
+    from matplotlib.patches import Rectangle
+
+    view = explored(stage1, image)
+    T = len(view.estimates)
+    t = T if recursion is None else int(recursion)
+    if not 1 <= t <= T:
+        raise ValueError(f"recursion must be in 1..{T}, got {recursion}.")
+    scales = tuple(float(s) for s in band_scales)
+    bands = view.bands[t - 1]
+    recomposed = scales[0] * bands.coarse + scales[1] * bands.middle + scales[2] * bands.fine
+    low = np.ascontiguousarray(to_image(image)[..., :3])
+    shown = [low, view.estimates[t - 1], recomposed]
+    titles = ["input y", f"{estimate_label(t)}, recursion {t} of {T}", band_sum(scales)]
     if target is not None:
-        titles = [f"{title}\n{_psnr(im, target):.2f} dB" for title, im in zip(titles, images)]
-        images.append(target)
-        titles.append("target x")
-    return show_images(images, titles, size=3.2)
+        titles = [f"{title}\n{_psnr(im, target):.2f} dB to x" for title, im in zip(titles, shown)]
+    else:
+        titles = [f"{title}\n(no target)" for title in titles]
+
+    # a fixed layout (no layout engine): one size for every image, and nothing to re-solve
+    # at each redraw; 0.5 inch above each row for two lines of title
+    fig = Figure(figsize=EXPLORER_SIZE, dpi=NOTEBOOK_DPI)
+    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / EXPLORER_SIZE[1],
+                                               wspace=0.04, hspace=0.5 / 2.45))
+    top, left, bh, bw = view.box if target is None else zoom_box(target)
+    zoom = np.s_[top:top + bh, left:left + bw]
+    for ax, im, title in zip(axes[0], shown, titles):
+        _image_axes(ax, im, title)
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, edgecolor="yellow", lw=1.0))
+    if target is not None:
+        _image_axes(axes[1, 0], to_image(target)[zoom], "target x, zoomed")
+    else:
+        axes[1, 0].set_axis_off()
+        axes[1, 0].text(0.5, 0.5, "no target x:\nan unpaired photo", ha="center", va="center",
+                        fontsize=9, color="0.4", transform=axes[1, 0].transAxes)
+    _image_axes(axes[1, 1], view.estimates[t - 1][zoom], f"{estimate_label(t)}, zoomed")
+    _image_axes(axes[1, 2], recomposed[zoom], "recomposed, zoomed")
+    _pin_size(fig)
+    return fig
 
 
 # ---- results figures (experiments) ----

@@ -2,6 +2,8 @@
 panels, and save_figure writes a PNG that reads back."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -106,9 +108,14 @@ def test_plot_sorted_channels(image):
 
 
 def test_explore(tiny_model, image):
-    assert n_axes(viz.explore(tiny_model, image)) == 3  # 16 x 20 is padded and cropped back
+    # top: y, the estimate, the recomposed image; bottom: the zoomed box (target or a note, estimate, recomposed)
+    assert n_axes(viz.explore(tiny_model, image)) == 6  # 16 x 20 is padded and cropped back
     fig = viz.explore(tiny_model, image[:15, :18], recursion=1, band_scales=(1, 0, 2), target=image[:15, :18])
-    assert n_axes(fig) == 4
+    assert n_axes(fig) == 6
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[2].startswith(r"$1\,\hat{\Delta}_{\mathrm{coarse}} + 0\,\hat{\Delta}_{\mathrm{middle}}")
+    assert all("dB to x" in title for title in titles[:3]) and titles[3] == "target x, zoomed"
+    assert not any("s1" in title or "s3" in title for title in titles)
     with pytest.raises(ValueError, match="recursion"):
         viz.explore(tiny_model, image, recursion=3)
 
@@ -117,6 +124,48 @@ def test_explore_unit_scales_give_the_recursion_output(tiny_model, image):
     fig = viz.explore(tiny_model, image, recursion=2)
     estimate, recomposed = (ax.images[0].get_array() for ax in fig.axes[1:3])
     np.testing.assert_allclose(recomposed, estimate, atol=1e-5)
+    with torch.no_grad():
+        expected = tiny_model.recursions(torch.from_numpy(image).permute(2, 0, 1)[None])[1].full
+    np.testing.assert_allclose(estimate, np.clip(expected[0].permute(1, 2, 0).numpy(), 0, 1), atol=1e-6)
+
+
+def test_explore_runs_the_network_once_per_image_and_weights(image):
+    """A band scale or another recursion is taken from the cache; a new image or new weights are not."""
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=2, width=4, growth=2)).eval()
+    calls = []
+    recursions = model.recursions
+    model.recursions = lambda y: calls.append(y.shape) or recursions(y)
+    viz.explore(model, image)
+    for scales in ((1, 0, 2), (0.5, 1.5, 0.0)):
+        viz.explore(model, image, recursion=1, band_scales=scales, target=image)
+    assert len(calls) == 1
+    viz.explore(model, image[:12])
+    assert len(calls) == 2
+    viz.explore(model, image.copy())  # equal contents: the same entry
+    assert len(calls) == 2
+    with torch.no_grad():
+        next(model.parameters()).add_(0.1)  # a training step changes the weights in place
+    viz.explore(model, image)
+    assert len(calls) == 3
+    assert model.training is False
+    for i in range(viz.EXPLORER_CACHE_SIZE + 1):  # bounded: the oldest image is dropped
+        viz.explore(model, image + i / 100)
+    assert len(viz._explored[model]) == viz.EXPLORER_CACHE_SIZE
+
+
+def test_explore_is_one_size_for_every_image(tiny_model, image):
+    """As the notebook shows it (bbox_inches="tight"): paired or not, landscape or portrait."""
+    from IPython.core.pylabtools import print_figure
+
+    sizes = set()
+    for low, target in ((image, image), (image, None), (image[:, :12], None), (np.ones((16, 16, 3)) * 0.5, None)):
+        png = print_figure(viz.explore(tiny_model, low, target=target), "png")
+        with Image.open(io.BytesIO(png)) as shown:
+            sizes.add(shown.size)
+    assert len(sizes) == 1
+    width = sizes.pop()[0]
+    assert width <= 960, width  # JupyterLab's column at 100% zoom
 
 
 def test_save_figure_writes_png(tmp_path, image):
