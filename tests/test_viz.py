@@ -59,10 +59,18 @@ def test_plot_history_stage1_and_stage2():
     assert n_axes(viz.plot_history(new_history())) == 2  # an empty run still draws
 
 
+def panels(fig: Figure) -> int:
+    """Axes that show an image."""
+    return sum(bool(ax.images) for ax in fig.axes)
+
+
 def test_plot_darkening_steps(image):
     darkening = darken_steps(image, np.random.default_rng(0))
-    assert n_axes(viz.plot_darkening_steps(darkening)) == 12
-    assert n_axes(viz.plot_darkening_steps(darkening, original=image, stretch=False)) == 7
+    fig = viz.plot_darkening_steps(darkening)
+    assert panels(fig) == 12  # six steps, each with its box zoomed and brightened below it
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "1. linear $L = I^{2.2}$" and titles[4].startswith("box, ×")
+    assert panels(viz.plot_darkening_steps(darkening, original=image, stretch=False)) == 7
 
 
 def test_plot_histograms_and_noise_model(image):
@@ -74,9 +82,9 @@ def test_plot_histograms_and_noise_model(image):
 def test_plot_bands_sum_and_output(tiny_model):
     outputs = tiny_model(torch.rand(1, 3, 16, 16))
     bands = decompose(outputs)
-    assert n_axes(viz.plot_bands(bands)) == 4
+    assert n_axes(viz.plot_bands(bands)) == 5  # three bands, their sum, the fine band zoomed
     fig = viz.plot_bands(bands, output=outputs.full)
-    assert n_axes(fig) == 5
+    assert n_axes(fig) == 6
     assert "e-0" in fig.axes[4].get_title() or "0.0e+00" in fig.axes[4].get_title()
 
 
@@ -91,7 +99,9 @@ def test_plot_recursions(tiny_model):
     y = torch.rand(1, 3, 16, 16)
     outputs = tiny_model.recursions(y)
     assert n_axes(viz.plot_recursions(outputs)) == 2
-    assert n_axes(viz.plot_recursions(outputs, target=torch.rand(1, 3, 16, 16), low=y)) == 4
+    fig = viz.plot_recursions(outputs, target=torch.rand(1, 3, 16, 16), low=y)
+    assert n_axes(fig) == 4
+    assert fig.axes[2].get_title().startswith(r"$\hat{x}^{(2)}_{\mathrm{full}}$: recursion 2 of 2")
 
 
 def test_plot_weight_maps():
@@ -166,6 +176,35 @@ def test_explore_is_one_size_for_every_image(tiny_model, image):
     assert len(sizes) == 1
     width = sizes.pop()[0]
     assert width <= 960, width  # JupyterLab's column at 100% zoom
+
+
+def test_figures_fit_a_notebook_column(tiny_model, image):
+    """Shown as the notebook shows them (bbox_inches="tight"), the figures are at most about
+    950 pixels wide (JupyterLab's column at 100% zoom), and no title numbers the bands s1..s3."""
+    from IPython.core.pylabtools import print_figure
+
+    outputs = tiny_model(torch.rand(1, 3, 16, 20))
+    history = new_history()
+    history.update(step=[1, 2], loss=[-1.0, -1.5], eval_step=[2], psnr=[10.0], ssim=[0.3], loss_d=[0.5, 0.4])
+    figures = {
+        "show_images": viz.show_images([image] * 5),
+        "darkening": viz.plot_darkening_steps(darken_steps(image, np.random.default_rng(0)), original=image),
+        "recursions": viz.plot_recursions(tiny_model.recursions(torch.rand(1, 3, 16, 20)), target=image, low=image),
+        "bands": viz.plot_bands(decompose(outputs), output=outputs.full),
+        "weights": viz.plot_weight_maps(*[torch.rand(1, 3, 16, 20) + 0.5] * 3),
+        "sorted": viz.plot_sorted_channels(image),
+        "history": viz.plot_history(history),
+        "explore": viz.explore(tiny_model, image, target=image),
+        "metric_lines": viz.plot_metric_lines(result_rows()[1:3], [1, 4], "T"),
+        "comparison": viz.plot_comparison({"a": [image], "b": [image], "c": [image], "ground truth": [image]},
+                                          ["one"], ncols=6),
+        "teaser": viz.plot_teaser({f"m{i}": image for i in range(6)} | {"ground truth": image}, ncols=7),
+    }
+    for name, fig in figures.items():
+        with Image.open(io.BytesIO(print_figure(fig, "png"))) as shown:
+            assert shown.size[0] <= 960, (name, shown.size)
+        titles = " ".join(ax.get_title() for ax in fig.axes)
+        assert not any(old in titles for old in ("_s1", "_s2", "_s3", "s1 ", "s3 ")), (name, titles)
 
 
 def test_save_figure_writes_png(tmp_path, image):
