@@ -18,6 +18,7 @@ labels from ``drbn.results`` (``label``, ``format_value``) and never reads a lab
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import weakref
 from collections import OrderedDict
@@ -632,6 +633,111 @@ def explore(stage1, image, recursion: int | None = None,
     _image_axes(axes[1, 2], recomposed[zoom], "recomposed, zoomed")
     _pin_size(fig)
     return fig
+
+
+class Explorer:
+    """The explorer as widgets, for a slider that answers at once: an image menu, a
+    recursion slider and one slider per band, over the same six panels as :func:`explore`
+    (y, x̂^(t)_full, the recomposed image; below, the zoomed box of the target, of x̂^(t)_full
+    and of the recomposed image). Each panel is its own small PNG in a box of fixed size,
+    so a band slider re-encodes two panels and draws no figure; the recursions come from
+    :func:`explored`'s cache. ``images``: {name: (low-light y, target x or None)}.
+
+    In a notebook: ``viz.Explorer(model, images)`` as a cell's last line shows it.
+    Introduced in notebooks/06_explorer.
+    """
+
+    PANEL = (300, 200)  # pixels: top-row boxes; the zoomed boxes are 240 x 240
+
+    def __init__(self, stage1, images: dict, scale_max: float = 3.0, step: float = 0.05):
+        import ipywidgets as widgets
+
+        if not images:
+            raise ValueError("Explorer needs at least one image: {name: (y, x or None)}.")
+        self.stage1, self.images = stage1, dict(images)
+        recursions = len(stage1.units) if hasattr(stage1, "units") else stage1.config.recursions
+        self.image = widgets.Dropdown(options=list(self.images), description="image")
+        self.recursion = widgets.IntSlider(value=recursions, min=1, max=recursions, description="recursion",
+                                           continuous_update=False)
+        self.scales = [widgets.FloatSlider(value=1.0, min=0.0, max=scale_max, step=step, description=name,
+                                           continuous_update=False) for name in BANDS]
+        width, height = self.PANEL
+        boxes = [(width, height)] * 3 + [(240, 240)] * 3
+        self.titles = [widgets.HTML() for _ in boxes]
+        self.panels = [widgets.Image(format="png", layout=widgets.Layout(width=f"{w}px", height=f"{h}px",
+                                                                         object_fit="contain"))
+                       for w, h in boxes]
+        cells = [widgets.VBox([title, panel], layout=widgets.Layout(width=f"{width + 8}px", align_items="center"))
+                 for title, panel in zip(self.titles, self.panels)]
+        self.widget = widgets.VBox([widgets.HBox([self.image, self.recursion]), widgets.HBox(self.scales),
+                                    widgets.HBox(cells[:3]), widgets.HBox(cells[3:])])
+        self.image.observe(lambda _: self.update(), "value")
+        self.recursion.observe(lambda _: self.update(), "value")
+        for slider in self.scales:
+            slider.observe(lambda _: self.update(bands_only=True), "value")
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    @staticmethod
+    def _png(image) -> bytes:
+        """An image as 8-bit PNG bytes (fast compression: these are redrawn at every move)."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buffer, format="png",
+                                                                                 compress_level=1)
+        return buffer.getvalue()
+
+    def _image_view(self) -> dict:
+        """What a band slider does not change, per image and recursion: kept until those
+        change (then the weights' fingerprint is checked again, through :func:`explored`)."""
+        key = (self.image.value, self.recursion.value)
+        if getattr(self, "_key", None) != key:
+            low, target = self.images[self.image.value]
+            low = np.ascontiguousarray(to_image(low)[..., :3])
+            seen = explored(self.stage1, low)
+            t = self.recursion.value
+            box = seen.box if target is None else zoom_box(target)
+            top, left, bh, bw = box
+            zoom = np.s_[top:top + bh, left:left + bw]
+            estimate = seen.estimates[t - 1]
+            x_hat = f"x&#770;<sup>({t})</sup><sub>full</sub>"
+            titles = ["input y", f"{x_hat}, recursion {t} of {len(seen.estimates)}"]
+            if target is not None:
+                titles = [f"{title}<br>{_psnr(im, target):.2f} dB to x" for title, im in zip(titles, (low, estimate))]
+                first_zoom, first_title = to_image(target)[zoom], "target x, zoomed"
+            else:
+                titles = [f"{title}<br>(no target)" for title in titles]
+                first_zoom, first_title = np.ones((bh, bw, 3), np.float32), "no target x: an unpaired photo"
+            self._key, self._view = key, {
+                "bands": seen.bands[t - 1], "zoom": zoom, "target": target,
+                "images": [low, estimate, None, first_zoom, estimate[zoom], None],
+                "titles": [*titles, None, first_title, f"{x_hat}, zoomed", "recomposed, zoomed"]}
+        return self._view
+
+    def view(self) -> dict:
+        """What the panels show now: {"images": six arrays, "titles": six HTML strings}."""
+        fixed = self._image_view()
+        scales = [slider.value for slider in self.scales]
+        bands = fixed["bands"]
+        recomposed = scales[0] * bands.coarse + scales[1] * bands.middle + scales[2] * bands.fine
+        formula = " + ".join(f"{s:g}&middot;&Delta;&#770;<sub>{name}</sub>" for s, name in zip(scales, BANDS))
+        target = fixed["target"]
+        formula += f"<br>{_psnr(recomposed, target):.2f} dB to x" if target is not None else "<br>(no target)"
+        images, titles = list(fixed["images"]), list(fixed["titles"])
+        images[2], images[5], titles[2] = recomposed, recomposed[fixed["zoom"]], formula
+        return {"images": images, "titles": titles}
+
+    def update(self, bands_only: bool = False) -> None:
+        """Redraw the panels; after a band slider only the two recomposed ones."""
+        shown = self.view()
+        which = (2, 5) if bands_only else range(6)
+        for i in which:
+            self.panels[i].value = self._png(shown["images"][i])
+        for widget, title in zip(self.titles, shown["titles"]):
+            widget.value = f"<div style='text-align:center; line-height:1.2'>{title}</div>"
 
 
 # ---- results figures (experiments) ----

@@ -29,7 +29,7 @@ SMOKE = {"PRESET": "smoke", "DATA": "synthetic", "INTERACTIVE": True}
 # WEIGHTS: a small untrained stage 1 (two recursions, narrow), so that the run measures the
 # page and the widgets rather than the network (papermill's smoke run covers the released path)
 SMALL_STAGE1 = {"recursions": 2, "width": 8, "growth": 4}
-RUN_ALL_SECONDS = 120
+RUN_ALL_SECONDS = 150  # 65-71 s measured on a 2-core machine under a load of 7-11
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--window-size=1400,1000")
@@ -156,7 +156,8 @@ def wait_for(driver, condition, seconds: float, what: str):
     try:
         return WebDriverWait(driver, seconds, poll_frequency=0.5).until(lambda d: condition(d))
     except TimeoutException:
-        pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        pytest.fail(f"timed out after {seconds} s waiting for {what}; prompts {prompts(driver)}, "
+                    f"kernel {kernel_status(driver)!r}, errors {errors_shown(driver)}")
 
 
 def prompts(driver) -> list[str]:
@@ -207,10 +208,10 @@ def band_slider(driver):
 
 
 def shown_image(slider) -> str:
-    """The src of the image the slider's widget area shows (its interact output)."""
+    """The srcs of the images in the slider's output area (interact's output, or the panels
+    of viz.Explorer), joined: data: URLs, or blob: URLs that change with the images."""
     area = slider.find_element("xpath", "./ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")
-    images = area.find_elements("css selector", ".widget-output img, img")
-    return images[0].get_attribute("src") if images else ""
+    return " ".join(img.get_attribute("src") or "" for img in area.find_elements("css selector", "img")).strip()
 
 
 def test_notebook_06_in_jupyterlab(tmp_path):
@@ -240,7 +241,7 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
         driver.set_page_load_timeout(60)
         driver.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
-        wait_for(driver, lambda d: len(prompts(d)) > 5, 60, "the notebook to open")
+        wait_for(driver, lambda d: len(prompts(d)) > 5, 90, "the notebook to open")
         wait_for(driver, lambda d: kernel_status(d) == "idle", 60, "the kernel to start")
         phase("notebook open, kernel idle")
         run_all(driver)
@@ -255,7 +256,7 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         label = slider.find_element("css selector", ".widget-label").text
         readout = slider.find_element("css selector", ".widget-readout")
         before_value, before_image = readout.text, shown_image(slider)
-        assert before_image.startswith("data:image/png"), "the explorer shows no image"
+        assert before_image, "the explorer shows no image"
         handle = slider.find_element("css selector", ".noUi-handle")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
         ActionChains(driver).click_and_hold(handle).move_by_offset(-40, 0).release().perform()

@@ -207,6 +207,31 @@ def test_figures_fit_a_notebook_column(tiny_model, image):
         assert not any(old in titles for old in ("_s1", "_s2", "_s3", "s1 ", "s3 ")), (name, titles)
 
 
+def test_explorer_widget_redraws_without_the_network(image):
+    """viz.Explorer: a band slider changes the recomposed panels only, from the cache."""
+    pytest.importorskip("ipywidgets")
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=2, width=4, growth=2)).eval()
+    calls = []
+    recursions = model.recursions
+    model.recursions = lambda y: calls.append(y.shape) or recursions(y)
+    explorer = viz.Explorer(model, {"pair": (image, image * 0.9), "photo": (image[:12], None)})
+    assert len(calls) == 1 and explorer.recursion.value == 2
+    before = [panel.value for panel in explorer.panels]
+    explorer.scales[2].value = 0.0  # the fine band off
+    after = [panel.value for panel in explorer.panels]
+    assert [i for i in range(6) if after[i] != before[i]] == [2, 5] and len(calls) == 1
+    shown = explorer.view()
+    bands = viz.explored(model, image).bands[1]
+    np.testing.assert_allclose(shown["images"][2], bands.coarse + bands.middle, atol=1e-6)
+    assert "0&middot;&Delta;&#770;<sub>fine</sub>" in explorer.titles[2].value and "dB to x" in explorer.titles[2].value
+    explorer.recursion.value = 1
+    assert len(calls) == 1  # another recursion of the same image: cached
+    explorer.image.value = "photo"
+    assert len(calls) == 2 and "no target" in explorer.titles[0].value
+    assert {(p.layout.width, p.layout.height) for p in explorer.panels[:3]} == {("300px", "200px")}
+
+
 def test_save_figure_writes_png(tmp_path, image):
     path = viz.save_figure(viz.show_images([image]), tmp_path, "tiny")
     assert path == tmp_path / "figures" / "tiny.png"
