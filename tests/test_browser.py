@@ -222,7 +222,7 @@ def test_notebook_06_in_jupyterlab(tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
 
-    smoke_copy(tmp_path)
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(smoke_copy(tmp_path), as_version=4).cells)
     started = time.monotonic()
     phases = {}
 
@@ -236,12 +236,15 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         lab.wait_ready()
         options = webdriver.ChromeOptions()
         options.binary_location = browser
+        options.page_load_strategy = "none"  # get() returns at once; the waits below decide (a busy machine
+        # can take longer to load JupyterLab than chromedriver waits for the renderer)
         for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / '.chromium'}"):
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(driver_path), options=options)
-        driver.set_page_load_timeout(60)
         driver.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
-        wait_for(driver, lambda d: len(prompts(d)) > 5, 90, "the notebook to open")
+        # every code cell in the page: JupyterLab attaches cells progressively, and Run All is
+        # only judged finished on the prompts of all of them
+        wait_for(driver, lambda d: len(prompts(d)) >= code_cells, 120, f"the notebook's {code_cells} code cells")
         wait_for(driver, lambda d: kernel_status(d) == "idle", 60, "the kernel to start")
         phase("notebook open, kernel idle")
         run_all(driver)
