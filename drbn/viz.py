@@ -8,9 +8,11 @@ Images may be given as torch tensors (3 x H x W or 1 x 3 x H x W) or numpy array
 (H x W x 3, float in [0, 1] or uint8). Float images are clamped to [0, 1] for display only;
 signed bands are drawn around mid-grey.
 
-Band naming as in ``drbn.model``: ``full`` is the paper's x̂_s3, ``half`` x̂_s2, ``quarter``
-x̂_s1; the Δ-bands of ``drbn.recompose`` are ``coarse`` (Δ̂_s1), ``middle`` (Δ̂_s2) and
-``fine`` (Δ̂_s3).
+Band naming as in ``drbn.model`` and ``drbn.recompose`` (README, "Band naming"), the only
+one used here: the estimates x̂_full, x̂_half, x̂_quarter and the Δ-bands Δ̂_coarse,
+Δ̂_middle, Δ̂_fine, written in titles with matplotlib's mathtext (``estimate_label``,
+``band_sum``). Figures are drawn for a notebook's column: at most about 950 pixels wide
+at 100% zoom (``COLUMN_WIDTH`` inches at ``NOTEBOOK_DPI``).
 
 Results rows are keyed by short names (``psnr``, ``ssim``, ...); a figure shows their
 labels from ``drbn.results`` (``label``, ``format_value``) and never reads a label back.
