@@ -38,12 +38,15 @@ PATH_PARAMETERS = {"DATA": ("auto", "synthetic"), "HQ": ("auto",), "UNPAIRED": (
                    "WEIGHTS": ("auto", "ours")}
 
 
-def record(out: str | os.PathLike, notebook: str, values: dict[str, Any]) -> Path:
-    """Merge ``values`` into ``OUT/records/<notebook>.json`` (what the summary reports)."""
+def record(out: str | os.PathLike, notebook: str, values: dict[str, Any]) -> None:
+    """Merge ``values`` into ``OUT/records/<notebook>.json`` (what the summary reports).
+
+    Returns None: it is a notebook's last line, where a returned path would be printed.
+    """
     path = Path(out) / "records" / f"{notebook}.json"
     current = read_json(path, "notebook record") if path.exists() else {}
     current.update(values)
-    return write_json(path, current)
+    write_json(path, current)
 
 
 def notebook_paths(folder: Path = NOTEBOOKS, only: list[str] | None = None) -> list[Path]:

@@ -8,18 +8,24 @@ Images may be given as torch tensors (3 x H x W or 1 x 3 x H x W) or numpy array
 (H x W x 3, float in [0, 1] or uint8). Float images are clamped to [0, 1] for display only;
 signed bands are drawn around mid-grey.
 
-Band naming as in ``drbn.model``: ``full`` is the paper's x̂_s3, ``half`` x̂_s2, ``quarter``
-x̂_s1; the Δ-bands of ``drbn.recompose`` are ``coarse`` (Δ̂_s1), ``middle`` (Δ̂_s2) and
-``fine`` (Δ̂_s3).
+Band naming as in ``drbn.model`` and ``drbn.recompose`` (README, "Band naming"), the only
+one used here: the estimates x̂_full, x̂_half, x̂_quarter and the Δ-bands Δ̂_coarse,
+Δ̂_middle, Δ̂_fine, written in titles with matplotlib's mathtext (``estimate_label``,
+``band_sum``). Figures are drawn for a notebook's column: at most about 950 pixels wide
+at 100% zoom (``COLUMN_WIDTH`` inches at ``NOTEBOOK_DPI``).
 
 Results rows are keyed by short names (``psnr``, ``ssim``, ...); a figure shows their
 labels from ``drbn.results`` (``label``, ``format_value``) and never reads a label back.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import math
+import weakref
+from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -31,15 +37,18 @@ from torchvision.utils import make_grid
 
 from . import files, results
 from .discriminator import sorted_channels
-from .enhance import pad_to_multiple
+from .enhance import on_device, pad_to_multiple
 from .images import to_image
 from .losses import gaussian_window
 from .metrics import psnr as metrics_psnr
 from .model import DRBNConfig
-from .recompose import decompose
+from .recompose import Bands, decompose
 
-DPI = 110
-BAND_NAMES = ("coarse Δ̂_s1 = up4(x̂_s1)", "middle Δ̂_s2", "fine Δ̂_s3")
+DPI = 110  # saved PNG files
+NOTEBOOK_DPI = 100  # figures shown inline: at 100% zoom one inch is 100 pixels
+COLUMN_WIDTH = 9.3  # inches: JupyterLab's output column is about 950 pixels at 100% zoom (with the 0.1 inch padding of the inline display)
+BANDS = ("coarse", "middle", "fine")
+BAND_NAMES = tuple(rf"$\hat{{\Delta}}_{{\mathrm{{{name}}}}}$" for name in BANDS)  # mathtext
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -65,9 +74,23 @@ def signed_for_display(band, gain: float | None = None) -> tuple[np.ndarray, flo
 
 def _figure(nrows: int, ncols: int, size: float = 2.6, height: float | None = None,
             squeeze: bool = False, **kwargs) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(size * ncols, (height or size) * nrows), layout="constrained")
+    """A grid of panels ``size`` x ``height`` inches, all shrunk alike to fit the column."""
+    height = height or size
+    if size * ncols > COLUMN_WIDTH:
+        shrink = COLUMN_WIDTH / (size * ncols)
+        size, height = size * shrink, height * shrink
+    fig = Figure(figsize=(size * ncols, height * nrows), dpi=NOTEBOOK_DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=squeeze, **kwargs)
     return fig, axes
+
+
+def _pin_size(fig: Figure) -> None:
+    """Keep ``fig`` its full size when shown: the inline display crops a figure to what is
+    drawn, which would make the size depend on the image's aspect; a transparent frame
+    around the whole figure is always drawn."""
+    from matplotlib.patches import Rectangle
+
+    fig.add_artist(Rectangle((0, 0), 1, 1, transform=fig.transFigure, fill=False, edgecolor="none"))
 
 
 def _image_axes(ax, image, title: str | None = None) -> None:
@@ -93,14 +116,19 @@ def show_images(images: Sequence, titles: Sequence[str] | None = None, ncols: in
                 size: float = 2.6, suptitle: str | None = None) -> Figure:
     """A row (or grid of ``ncols`` columns) of images, clamped to [0, 1]: y, x̂, x side by side.
 
-    One axes per image; the grid's unused cells are removed. Used in every notebook.
+    One axes per image, ``size`` inches wide (all shrunk alike where the row would be wider
+    than a notebook's column), as tall as the first image's aspect and its title need;
+    the grid's unused cells are removed. Used in every notebook.
     """
     images = list(images)
     if not images:
         raise ValueError("show_images needs at least one image.")
     ncols = min(ncols or len(images), len(images))
     nrows = math.ceil(len(images) / ncols)
-    fig, axes = _figure(nrows, ncols, size)
+    size = min(size, COLUMN_WIDTH / ncols)
+    first = to_image(images[0])
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    fig, axes = _figure(nrows, ncols, size, height=size * first.shape[0] / first.shape[1] + 0.2 * lines + 0.05)
     for i, ax in enumerate(axes.flat):
         if i >= len(images):
             fig.delaxes(ax)
@@ -205,29 +233,59 @@ def plot_history(history: dict, title: str | None = None) -> Figure:
 
 
 # ----------------------------------------------------------------------------- low light
-def plot_darkening_steps(darkening, original=None, stretch: bool = True) -> Figure:
-    """The camera model of ``drbn.synthetic.darken_steps`` one step per column, from the
-    normal-light x to the low-light input y (linear, exposed k·L, noisy, cast g_c, gamma,
-    quantised). With ``stretch`` a second row shows each step brightened to full range, so
-    the noise and the colour cast that the dark originals hide become visible.
+def plot_darkening_steps(darkening, original=None, stretch: bool = True, ncols: int = 4) -> Figure:
+    """The camera model of ``drbn.synthetic.darken_steps`` one step per panel, from the
+    normal-light image to the low-light input y (linear L, exposed E = kL, noisy N, cast
+    C = g_c N, gamma G, quantised), ``ncols`` panels per row. With ``stretch`` each step
+    has a second panel below it: the yellow box (:func:`zoom_box` of the first image)
+    zoomed and brightened to full range, so that the noise and the colour cast the dark
+    images hide become visible at a notebook's width.
 
     Introduced in notebooks/01_low_light_data.
     """
+    from matplotlib.patches import Rectangle
+
     steps = list(darkening.steps())
     if original is not None:
-        steps = [("original x", original)] + steps
-    nrows = 2 if stretch else 1
-    fig, axes = _figure(nrows, len(steps), 2.3)
+        steps = [("original", original)] + steps
+    gains = ", ".join(f"{g:.2f}" for g in darkening.gains)
+    labels = {"original": "original",
+              "linear": "linear $L = I^{2.2}$",
+              "exposed": f"exposed $E = kL$\n$k$ = {darkening.exposure:.3f}",
+              "noisy": f"noisy $N$\n$p$ = {darkening.photons:.0f} e$^-$, $r$ = {darkening.read_noise:.1f} e$^-$",
+              "cast": f"cast $C = g_c N$\n$g$ = {gains}",
+              "gamma": "gamma $G = C^{1/2.2}$",
+              "quantised": "quantised: $y$, 8 bits"}
+    ncols = min(ncols, len(steps))
+    blocks = math.ceil(len(steps) / ncols)
+    first = np.clip(to_image(steps[0][1]), 0, 1)
+    width = COLUMN_WIDTH / ncols
+    image_height = width * first.shape[0] / first.shape[1]
+    heights = ([image_height + 0.45] + ([image_height + 0.2] if stretch else [])) * blocks
+    fig = Figure(figsize=(COLUMN_WIDTH, sum(heights)), dpi=NOTEBOOK_DPI, layout="constrained")
+    axes = fig.subplots(len(heights), ncols, squeeze=False, gridspec_kw={"height_ratios": heights})
+    rows = 2 if stretch else 1
+    top, left, bh, bw = zoom_box(first, 0.25)
+    number = 0
     for i, (name, image) in enumerate(steps):
         array = np.clip(to_image(image), 0, 1)
-        label = {"exposed": f"exposed (k = {darkening.exposure:.3f})",
-                 "noisy": f"noisy (p = {darkening.photons:.0f} e⁻, r = {darkening.read_noise:.1f} e⁻)",
-                 "cast": "cast (g = " + ", ".join(f"{g:.2f}" for g in darkening.gains) + ")",
-                 }.get(name, name)
-        _image_axes(axes[0, i], array, f"{i}. {label}" if original is None or i else label)
+        row, col = rows * (i // ncols), i % ncols
+        if name != "original":
+            number += 1
+        title = labels.get(name, name)
+        _image_axes(axes[row, col], array, title if name == "original" else f"{number}. {title}")
         if stretch:
-            top = float(np.percentile(array, 99.5)) or 1.0
-            _image_axes(axes[1, i], array / top, f"× {1 / top:.1f} to see")
+            axes[row, col].add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, edgecolor="yellow", lw=1.0))
+            bright = float(np.percentile(array, 99.5)) or 1.0
+            _image_axes(axes[row + 1, col], array[top:top + bh, left:left + bw] / bright,
+                        f"box, × {1 / bright:.1f} to see")
+    for i in range(len(steps), blocks * ncols):
+        row, col = rows * (i // ncols), i % ncols
+        for r in range(rows):
+            axes[row + r, col].set_axis_off()
+    if stretch and len(steps) < blocks * ncols:
+        axes[-2, -1].text(0.5, 0.5, "below each step:\nthe yellow box, zoomed\nand brightened to full\nrange",
+                          ha="center", va="center", fontsize=9, color="0.35", transform=axes[-2, -1].transAxes)
     fig.suptitle(f"synthetic low light, step by step (mean {to_image(steps[0][1]).mean():.2f} "
                  f"→ {darkening.quantised.mean():.2f})", fontsize=10)
     return fig
@@ -321,86 +379,103 @@ def plot_brightness(groups: dict, bins: int = 20, title: str | None = None) -> F
     return fig
 
 # ----------------------------------------------------------------------------- stage 1
-def plot_recursions(outputs_per_t: Sequence, target=None, low=None) -> Figure:
-    """The full-scale estimate x̂^t_s3 of every recursion t = 1..T (``DRBN.recursions``),
-    optionally after the input y and before the target x, with the PSNR to x in the titles.
-    Items may be ``BandOutputs`` (their ``full`` is shown) or images.
+def plot_recursions(outputs_per_t: Sequence, target=None, low=None, ncols: int = 3) -> Figure:
+    """The full-scale estimate x̂^(t)_full of every recursion t = 1..T (``DRBN.recursions``),
+    optionally after the input y and before the target x, with the PSNR to x in the titles,
+    ``ncols`` panels per row. Items may be ``BandOutputs`` (their ``full`` is shown) or images.
 
     Introduced in notebooks/02_recursive_band_learning.
     """
     images = [getattr(o, "full", o) for o in outputs_per_t]
+    T = len(images)
     titles = []
     for t, image in enumerate(images, 1):
-        title = f"t = {t}: x̂^{t}"
+        title = f"{estimate_label(t)}: recursion {t} of {T}"
         if target is not None:
-            title += f"\n{_psnr(image, target):.2f} dB"
+            title += f"\n{_psnr(image, target):.2f} dB to x"
         titles.append(title)
     if low is not None:
         images.insert(0, low)
-        titles.insert(0, "input y" + (f"\n{_psnr(low, target):.2f} dB" if target is not None else ""))
+        titles.insert(0, "input y" + (f"\n{_psnr(low, target):.2f} dB to x" if target is not None else ""))
     if target is not None:
         images.append(target)
         titles.append("target x")
-    return show_images(images, titles, suptitle="one estimate per recursion")
+    return show_images(images, titles, ncols=min(ncols, len(images)), size=COLUMN_WIDTH / ncols,
+                       suptitle="one estimate per recursion (only the last is supervised)")
 
 
 def plot_bands(bands, output=None, gain: float | None = None) -> Figure:
-    """The three Δ-bands of ``drbn.recompose.decompose`` and their sum.
+    """The three Δ-bands of ``drbn.recompose.decompose`` and their sum, three panels a row.
 
-    coarse Δ̂_s1 = up4(x̂_s1) is an image; middle Δ̂_s2 and fine Δ̂_s3 are signed details,
-    drawn around mid-grey (grey = 0) with the gain in the title. The sum
-    Δ̂_s1 + Δ̂_s2 + Δ̂_s3 is x̂_s3; with ``output`` (x̂_s3 itself) it is shown beside, with the
-    largest difference.
+    Δ̂_coarse = up4(x̂_quarter) is an image; Δ̂_middle = up2(x̂_half) − up4(x̂_quarter) and
+    Δ̂_fine = x̂_full − up2(x̂_half) are signed details, drawn around mid-grey (grey = 0)
+    with the gain in the title. The sum Δ̂_coarse + Δ̂_middle + Δ̂_fine is x̂_full; with
+    ``output`` (x̂_full itself) it is shown beside, with the largest difference.
 
     Introduced in notebooks/03_band_recomposition.
     """
     coarse, middle, fine = (to_image(b) for b in bands)
     total = coarse + middle + fine
-    ncols = 5 if output is not None else 4
-    fig, axes = _figure(1, ncols, 2.6)
-    axes = axes[0]
-    _image_axes(axes[0], coarse, BAND_NAMES[0])
+    aspect = coarse.shape[0] / coarse.shape[1]
+    size = COLUMN_WIDTH / 3
+    fig, axes = _figure(2, 3, size, height=size * aspect + 0.45)
+    axes = axes.ravel()
+    _image_axes(axes[0], coarse, f"{BAND_NAMES[0]}\n" + r"$= \mathrm{up}_4(\hat{x}_{\mathrm{quarter}})$")
     for ax, band, name in ((axes[1], middle, BAND_NAMES[1]), (axes[2], fine, BAND_NAMES[2])):
         shown, used = signed_for_display(band, gain)
         _image_axes(ax, shown, f"{name}\n(grey = 0, × {used:.1f})")
-    _image_axes(axes[3], total, "sum Δ̂_s1 + Δ̂_s2 + Δ̂_s3")
+    _image_axes(axes[3], total, "sum " + band_sum((1, 1, 1)).replace(r"1\,", ""))
     if output is not None:
         difference = float(np.abs(total - to_image(output)).max())
-        _image_axes(axes[4], output, f"x̂_s3 (max |diff| {difference:.1e})")
+        _image_axes(axes[4], output, rf"$\hat{{x}}_{{\mathrm{{full}}}}$" + f"\n(max |diff| {difference:.1e})")
+    else:
+        fig.delaxes(axes[4])
+    # the fine band, where texture and noise live, zoomed into the sum's most detailed box
+    from matplotlib.patches import Rectangle
+
+    top, left, bh, bw = zoom_box(total, 0.25)
+    shown, used = signed_for_display(fine[top:top + bh, left:left + bw], gain)
+    _image_axes(axes[5], shown, f"{BAND_NAMES[2]} in the yellow box\n(grey = 0, × {used:.1f})")
+    axes[3].add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, edgecolor="yellow", lw=1.0))
     return fig
 
 
 # ----------------------------------------------------------------------------- stage 2
 def plot_weight_maps(w1, w2, w3, limit: float | None = None, title: str | None = None) -> Figure:
-    """The recomposition weights w1, w2, w3 (x̂_F = w1 Δ̂_s1 + w2 Δ̂_s2 + w3 Δ̂_s3), averaged
-    over RGB, on a diverging map centred at 1 (= keep the band as it is), and a histogram
-    of all their values (per pixel and channel). Axes: three maps, a colour bar, the histogram.
+    """The recomposition weights w1, w2, w3 (x̂_F = w1 Δ̂_coarse + w2 Δ̂_middle + w3 Δ̂_fine),
+    averaged over RGB, on a diverging map centred at 1 (= keep the band as it is), and below
+    them a histogram of all their values (per pixel and channel). Axes: three maps, the
+    histogram, a colour bar.
 
     Introduced in notebooks/03_band_recomposition.
     """
     maps = [to_image(w) for w in (w1, w2, w3)]
     if limit is None:
         limit = max(float(np.percentile(np.abs(m - 1.0), 99.5)) for m in maps) or 0.1
-    fig, axes = _figure(1, 4, 2.8, height=2.6)
-    axes = axes[0]
+    size = (COLUMN_WIDTH - 0.8) / 3  # room for the colour bar
+    aspect = maps[0].shape[0] / maps[0].shape[1]
+    fig = Figure(figsize=(COLUMN_WIDTH, size * aspect + 0.35 + 2.4), dpi=NOTEBOOK_DPI, layout="constrained")
+    axes = fig.subplot_mosaic([["w1", "w2", "w3"], ["hist", "hist", "hist"]],
+                              height_ratios=(size * aspect + 0.35, 2.4))
     image = None
-    for ax, m, name in zip(axes, maps, ("w1 (coarse)", "w2 (middle)", "w3 (fine)")):
+    for i, (key, m, band) in enumerate(zip(("w1", "w2", "w3"), maps, BANDS), 1):
+        ax = axes[key]
         image = ax.imshow(m.mean(-1), cmap="RdBu_r", vmin=1 - limit, vmax=1 + limit)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{name}: mean {m.mean():.3f}", fontsize=9)
-    fig.colorbar(image, ax=list(axes[:3]), shrink=0.8, label="weight (1 = unchanged)")
-    ax = axes[3]
+        ax.set_title(f"$w_{i}$ ({band}): mean {m.mean():.3f}", fontsize=9)
+    fig.colorbar(image, ax=[axes[k] for k in ("w1", "w2", "w3")], shrink=0.8, label="weight (1 = unchanged)")
+    ax = axes["hist"]
     low = min(float(m.min()) for m in maps)
     high = max(float(m.max()) for m in maps)
     if high - low < 1e-6:
         low, high = low - 0.05, high + 0.05
-    for i, (m, name) in enumerate(zip(maps, ("w1", "w2", "w3"))):
-        ax.hist(m.ravel(), bins=60, range=(low, high), histtype="step", color=f"C{i}", label=name,
+    for i, m in enumerate(maps):
+        ax.hist(m.ravel(), bins=60, range=(low, high), histtype="step", color=f"C{i}", label=f"$w_{i + 1}$",
                 density=True)
     ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
     ax.set_xlabel("weight")
-    ax.set_title("all values", fontsize=9)
+    ax.set_title("all values (per pixel and channel)", fontsize=9)
     ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
@@ -425,44 +500,243 @@ def plot_sorted_channels(image) -> Figure:
 
 
 # ----------------------------------------------------------------------------- explorer
-def _recursions(stage1, image) -> tuple[list, int, int]:
-    """``stage1.recursions`` on one H x W x 3 image padded to a multiple of 4, with H and W
-    to crop back to (the model's train/eval mode is left as it was)."""
+EXPLORER_SIZE = (COLUMN_WIDTH, 5.56)  # inches: one size for every image, paired or not
+EXPLORER_CACHE_SIZE = 4  # images kept per model: about 50 MB each for a 600 x 400 photo at T = 4
+
+
+class Explored(NamedTuple):
+    """Everything the explorer shows of one image that a band scale does not change, as
+    H x W x 3 float32 arrays: per recursion t the estimate x̂^(t)_full and its Δ-bands
+    (``drbn.recompose.decompose``), and the zoom box (:func:`zoom_box` of x̂^(T)_full)."""
+
+    estimates: list
+    bands: list
+    box: tuple[int, int, int, int]
+
+
+# model -> {(weights fingerprint, image fingerprint): Explored}, oldest first
+_explored: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(arrays) -> bytes:
+    """A digest of the arrays' shapes, dtypes and bytes: equal only for equal contents."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().reshape(-1)
+            digest.update(f"{array.dtype}{array.numel()}".encode())
+            array = array.view(torch.uint8).numpy()
+        else:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.view(np.uint8).data)
+    return digest.digest()
+
+
+def explored(stage1, image) -> Explored:
+    """Every recursion of ``stage1`` on one image, with its bands: computed once per image and
+    weights (``stage1.recursions`` on the image padded to a multiple of 4, cropped back) and
+    then taken from a cache, so that moving a band slider costs no network pass. The cache
+    keeps the last few images per model; changed weights are a new entry (the weights are
+    part of the key), and the model's train/eval mode is left as it was.
+
+    Introduced in notebooks/06_explorer.
+    """
     array = np.ascontiguousarray(to_image(image)[..., :3], dtype=np.float32)
+    key = (_fingerprint(stage1.state_dict().values()), _fingerprint([array]))
+    cache = _explored.setdefault(stage1, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    h, w = array.shape[:2]
     y = pad_to_multiple(torch.from_numpy(array).permute(2, 0, 1)[None])
     was_training = stage1.training
     stage1.eval()
-    with torch.no_grad():
-        outputs = stage1.recursions(y)
-    stage1.train(was_training)
-    return outputs, *array.shape[:2]
+    try:
+        with torch.inference_mode():
+            outputs = stage1.recursions(on_device(stage1, y))
+    finally:
+        stage1.train(was_training)
+    crop = lambda t: to_image(t[..., :h, :w])  # noqa: E731
+    estimates = [crop(o.full) for o in outputs]
+    bands = [Bands(*(crop(b) for b in decompose(o))) for o in outputs]
+    cache[key] = Explored(estimates, bands, zoom_box(estimates[-1]))
+    while len(cache) > EXPLORER_CACHE_SIZE:
+        cache.popitem(last=False)
+    return cache[key]
+
+
+def band_sum(scales: Sequence[float]) -> str:
+    """The recomposition by hand in mathtext, e.g. 1 Δ̂_coarse + 0.5 Δ̂_middle + 1.5 Δ̂_fine."""
+    return "$" + " + ".join(rf"{float(s):g}\,\hat{{\Delta}}_{{\mathrm{{{name}}}}}"
+                            for s, name in zip(scales, BANDS)) + "$"
+
+
+def estimate_label(t: int | str, scale: str = "full") -> str:
+    """x̂^(t)_scale in mathtext: recursion t's estimate at one scale."""
+    return rf"$\hat{{x}}^{{({t})}}_{{\mathrm{{{scale}}}}}$"
 
 
 def explore(stage1, image, recursion: int | None = None,
             band_scales: tuple[float, float, float] = (1.0, 1.0, 1.0), target=None) -> Figure:
-    """The explorer's view: the low-light y, the full-scale estimate x̂^t_s3 of recursion t
-    (``None`` = the last, T), and the image recomposed from that recursion's bands with
-    each band scaled by hand, s1 Δ̂_s1 + s2 Δ̂_s2 + s3 Δ̂_s3, the recomposer's job done
-    by hand with one weight per band. With ``target`` x also shown, with PSNRs.
+    """The explorer's view of one image. Top: the low-light y, the full-scale estimate
+    x̂^(t)_full of recursion t (``None`` = the last, T) and the image recomposed from that
+    recursion's bands with each band scaled by hand, s_c Δ̂_coarse + s_m Δ̂_middle +
+    s_f Δ̂_fine (the recomposer's job done by hand, one weight per band). Bottom: the box
+    outlined in yellow, zoomed, where noise and texture show (the box :func:`zoom_box`
+    picks on the target x when given, else on x̂^(T)_full); first the target's zoom when
+    given (then PSNRs to x in the titles). One figure size for every image, with or
+    without a target, so the page does not jump as the explorer switches images.
+
+    The recursions come from :func:`explored`'s cache: only the first view of an image
+    runs the network; a band scale or another recursion of the same image does not.
 
     Introduced in notebooks/06_explorer, which wraps it in ``ipywidgets.interact``.
     """
-    outputs, h, w = _recursions(stage1, image)
-    t = len(outputs) if recursion is None else int(recursion)
-    if not 1 <= t <= len(outputs):
-        raise ValueError(f"recursion must be in 1..{len(outputs)}, got {recursion}.")
-    chosen = outputs[t - 1]
-    bands = decompose(chosen)
-    s1, s2, s3 = (float(s) for s in band_scales)
-    recomposed = s1 * bands.coarse + s2 * bands.middle + s3 * bands.fine
-    images = [image, chosen.full[..., :h, :w], recomposed[..., :h, :w]]
-    titles = ["input y", f"x̂^{t}_s3 (recursion {t} of {len(outputs)})",
-              f"{s1:g}·Δ̂_s1 + {s2:g}·Δ̂_s2 + {s3:g}·Δ̂_s3"]
+    from matplotlib.patches import Rectangle
+
+    view = explored(stage1, image)
+    T = len(view.estimates)
+    t = T if recursion is None else int(recursion)
+    if not 1 <= t <= T:
+        raise ValueError(f"recursion must be in 1..{T}, got {recursion}.")
+    scales = tuple(float(s) for s in band_scales)
+    bands = view.bands[t - 1]
+    recomposed = scales[0] * bands.coarse + scales[1] * bands.middle + scales[2] * bands.fine
+    low = np.ascontiguousarray(to_image(image)[..., :3])
+    shown = [low, view.estimates[t - 1], recomposed]
+    titles = ["input y", f"{estimate_label(t)}, recursion {t} of {T}", band_sum(scales)]
     if target is not None:
-        titles = [f"{title}\n{_psnr(im, target):.2f} dB" for title, im in zip(titles, images)]
-        images.append(target)
-        titles.append("target x")
-    return show_images(images, titles, size=3.2)
+        titles = [f"{title}\n{_psnr(im, target):.2f} dB to x" for title, im in zip(titles, shown)]
+    else:
+        titles = [f"{title}\n(no target)" for title in titles]
+
+    # a fixed layout (no layout engine): one size for every image, and nothing to re-solve
+    # at each redraw; 0.5 inch above each row for two lines of title
+    fig = Figure(figsize=EXPLORER_SIZE, dpi=NOTEBOOK_DPI)
+    rows, title, height = (2.1, 2.4), 0.5, EXPLORER_SIZE[1]  # inches: image rows, title space above each
+    axes = fig.subplots(2, 3, gridspec_kw=dict(left=0.01, right=0.99, bottom=0.06 / height, top=1 - title / height,
+                                               wspace=0.04, hspace=title / np.mean(rows), height_ratios=rows))
+    top, left, bh, bw = view.box if target is None else zoom_box(target)
+    zoom = np.s_[top:top + bh, left:left + bw]
+    for ax, im, title in zip(axes[0], shown, titles):
+        _image_axes(ax, im, title)
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), bw, bh, fill=False, edgecolor="yellow", lw=1.0))
+    if target is not None:
+        _image_axes(axes[1, 0], to_image(target)[zoom], "target x, zoomed")
+    else:
+        axes[1, 0].set_axis_off()
+        axes[1, 0].text(0.5, 0.5, "no target x:\nan unpaired photo", ha="center", va="center",
+                        fontsize=9, color="0.4", transform=axes[1, 0].transAxes)
+    _image_axes(axes[1, 1], view.estimates[t - 1][zoom], f"{estimate_label(t)}, zoomed")
+    _image_axes(axes[1, 2], recomposed[zoom], "recomposed, zoomed")
+    _pin_size(fig)
+    return fig
+
+
+class Explorer:
+    """The explorer as widgets, for a slider that answers at once: an image menu, a
+    recursion slider and one slider per band, over the same six panels as :func:`explore`
+    (y, x̂^(t)_full, the recomposed image; below, the zoomed box of the target, of x̂^(t)_full
+    and of the recomposed image). Each panel is its own small PNG in a box of fixed size,
+    so a band slider re-encodes two panels and draws no figure; the recursions come from
+    :func:`explored`'s cache. ``images``: {name: (low-light y, target x or None)}.
+
+    In a notebook: ``viz.Explorer(model, images)`` as a cell's last line shows it.
+    Introduced in notebooks/06_explorer.
+    """
+
+    PANEL = (300, 200)  # pixels: top-row boxes; the zoomed boxes are 240 x 240
+
+    def __init__(self, stage1, images: dict, scale_max: float = 3.0, step: float = 0.05):
+        import ipywidgets as widgets
+
+        if not images:
+            raise ValueError("Explorer needs at least one image: {name: (y, x or None)}.")
+        self.stage1, self.images = stage1, dict(images)
+        recursions = len(stage1.units) if hasattr(stage1, "units") else stage1.config.recursions
+        self.image = widgets.Dropdown(options=list(self.images), description="image")
+        self.recursion = widgets.IntSlider(value=recursions, min=1, max=recursions, description="recursion",
+                                           continuous_update=False)
+        self.scales = [widgets.FloatSlider(value=1.0, min=0.0, max=scale_max, step=step, description=name,
+                                           continuous_update=False) for name in BANDS]
+        width, height = self.PANEL
+        boxes = [(width, height)] * 3 + [(240, 240)] * 3
+        self.titles = [widgets.HTML() for _ in boxes]
+        self.panels = [widgets.Image(format="png", layout=widgets.Layout(width=f"{w}px", height=f"{h}px",
+                                                                         object_fit="contain"))
+                       for w, h in boxes]
+        cells = [widgets.VBox([title, panel], layout=widgets.Layout(width=f"{width + 8}px", align_items="center"))
+                 for title, panel in zip(self.titles, self.panels)]
+        self.widget = widgets.VBox([widgets.HBox([self.image, self.recursion]), widgets.HBox(self.scales),
+                                    widgets.HBox(cells[:3]), widgets.HBox(cells[3:])])
+        self.image.observe(lambda _: self.update(), "value")
+        self.recursion.observe(lambda _: self.update(), "value")
+        for slider in self.scales:
+            slider.observe(lambda _: self.update(bands_only=True), "value")
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    @staticmethod
+    def _png(image) -> bytes:
+        """An image as 8-bit PNG bytes (fast compression: these are redrawn at every move)."""
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buffer, format="png",
+                                                                                 compress_level=1)
+        return buffer.getvalue()
+
+    def _image_view(self) -> dict:
+        """What a band slider does not change, per image and recursion: kept until those
+        change (then the weights' fingerprint is checked again, through :func:`explored`)."""
+        key = (self.image.value, self.recursion.value)
+        if getattr(self, "_key", None) != key:
+            low, target = self.images[self.image.value]
+            low = np.ascontiguousarray(to_image(low)[..., :3])
+            seen = explored(self.stage1, low)
+            t = self.recursion.value
+            box = seen.box if target is None else zoom_box(target)
+            top, left, bh, bw = box
+            zoom = np.s_[top:top + bh, left:left + bw]
+            estimate = seen.estimates[t - 1]
+            x_hat = f"x&#770;<sup>({t})</sup><sub>full</sub>"
+            titles = ["input y", f"{x_hat}, recursion {t} of {len(seen.estimates)}"]
+            if target is not None:
+                titles = [f"{title}<br>{_psnr(im, target):.2f} dB to x" for title, im in zip(titles, (low, estimate))]
+                first_zoom, first_title = to_image(target)[zoom], "target x, zoomed"
+            else:
+                titles = [f"{title}<br>(no target)" for title in titles]
+                first_zoom, first_title = np.ones((bh, bw, 3), np.float32), "no target x: an unpaired photo"
+            self._key, self._view = key, {
+                "bands": seen.bands[t - 1], "zoom": zoom, "target": target,
+                "images": [low, estimate, None, first_zoom, estimate[zoom], None],
+                "titles": [*titles, None, first_title, f"{x_hat}, zoomed", "recomposed, zoomed"]}
+        return self._view
+
+    def view(self) -> dict:
+        """What the panels show now: {"images": six arrays, "titles": six HTML strings}."""
+        fixed = self._image_view()
+        scales = [slider.value for slider in self.scales]
+        bands = fixed["bands"]
+        recomposed = scales[0] * bands.coarse + scales[1] * bands.middle + scales[2] * bands.fine
+        formula = " + ".join(f"{s:g}&middot;&Delta;&#770;<sub>{name}</sub>" for s, name in zip(scales, BANDS))
+        target = fixed["target"]
+        formula += f"<br>{_psnr(recomposed, target):.2f} dB to x" if target is not None else "<br>(no target)"
+        images, titles = list(fixed["images"]), list(fixed["titles"])
+        images[2], images[5], titles[2] = recomposed, recomposed[fixed["zoom"]], formula
+        return {"images": images, "titles": titles}
+
+    def update(self, bands_only: bool = False) -> None:
+        """Redraw the panels; after a band slider only the two recomposed ones."""
+        shown = self.view()
+        which = (2, 5) if bands_only else range(6)
+        for i in which:
+            self.panels[i].value = self._png(shown["images"][i])
+        for widget, title in zip(self.titles, shown["titles"]):
+            widget.value = f"<div style='text-align:center; line-height:1.2'>{title}</div>"
 
 
 # ---- results figures (experiments) ----
@@ -796,7 +1070,9 @@ def plot_negated_optimum(target, amplitudes: Sequence[float] | None = None) -> F
         return luminance, contrast_structure
 
     curves = np.array([(lambda l, cs: (l * cs).mean((0, 2, 3)).numpy())(*terms(t)) for t in ts])
-    fig, axes = _figure(1, 4, 3.0, height=2.9, squeeze=True)
+    fig = Figure(figsize=(COLUMN_WIDTH, 6.2), dpi=NOTEBOOK_DPI, layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=(1.0, 1.1))
+    axes = [top.subplots(1, 1), *bottom.subplots(1, 3)]
     ax = axes[0]
     for c, colour in enumerate(("red", "green", "blue")):
         ax.plot(ts, curves[:, c], color=colour, lw=1.2, label="RGB"[c])
@@ -812,13 +1088,14 @@ def plot_negated_optimum(target, amplitudes: Sequence[float] | None = None) -> F
     ax.grid(alpha=0.3)
     luminance, contrast_structure = (m[0, 1].numpy() for m in terms(-1.0))
     image = None
-    for ax, m, name in ((axes[1], luminance, "luminance l"), (axes[2], contrast_structure, "contrast-structure cs"),
-                        (axes[3], luminance * contrast_structure, "SSIM map l · cs")):
+    for ax, m, name in ((axes[1], luminance, "luminance $l$"), (axes[2], contrast_structure, "contrast-structure $cs$"),
+                        (axes[3], luminance * contrast_structure, r"SSIM map $l \cdot cs$")):
         image = ax.imshow(m, cmap="RdBu", vmin=-1, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{name} at t = −1, green\n(mean {float(m.mean()):+.3f})", fontsize=9)
-    fig.colorbar(image, ax=list(axes[1:]), shrink=0.8, label="< 0 red, > 0 blue")
+        ax.set_title(f"{name}\nmean {float(m.mean()):+.3f}", fontsize=9)
+    bottom.suptitle("the green channel at $t = -1$", fontsize=9)
+    bottom.colorbar(image, ax=list(axes[1:]), shrink=0.8, label="< 0 red, > 0 blue")
     return fig
 
 
@@ -872,8 +1149,9 @@ def plot_teaser(columns: dict, box: tuple[int, int, int, int] | None = None, tar
     blocks = math.ceil(len(labels) / ncols)
     first = to_image(columns[labels[0]])
     aspect = first.shape[0] / first.shape[1]
+    size = min(size, COLUMN_WIDTH / ncols)
     heights = [size * aspect + 0.35, size * bh / bw + 0.1] * blocks
-    fig = Figure(figsize=(size * ncols, sum(heights)), layout="constrained")
+    fig = Figure(figsize=(size * ncols, sum(heights)), dpi=NOTEBOOK_DPI, layout="constrained")
     axes = fig.subplots(2 * blocks, ncols, squeeze=False, gridspec_kw={"height_ratios": heights})
     for i, name in enumerate(labels):
         image = to_image(columns[name])

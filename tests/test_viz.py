@@ -2,6 +2,8 @@
 panels, and save_figure writes a PNG that reads back."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -57,10 +59,18 @@ def test_plot_history_stage1_and_stage2():
     assert n_axes(viz.plot_history(new_history())) == 2  # an empty run still draws
 
 
+def panels(fig: Figure) -> int:
+    """Axes that show an image."""
+    return sum(bool(ax.images) for ax in fig.axes)
+
+
 def test_plot_darkening_steps(image):
     darkening = darken_steps(image, np.random.default_rng(0))
-    assert n_axes(viz.plot_darkening_steps(darkening)) == 12
-    assert n_axes(viz.plot_darkening_steps(darkening, original=image, stretch=False)) == 7
+    fig = viz.plot_darkening_steps(darkening)
+    assert panels(fig) == 12  # six steps, each with its box zoomed and brightened below it
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "1. linear $L = I^{2.2}$" and titles[4].startswith("box, ×")
+    assert panels(viz.plot_darkening_steps(darkening, original=image, stretch=False)) == 7
 
 
 def test_plot_histograms_and_noise_model(image):
@@ -72,9 +82,9 @@ def test_plot_histograms_and_noise_model(image):
 def test_plot_bands_sum_and_output(tiny_model):
     outputs = tiny_model(torch.rand(1, 3, 16, 16))
     bands = decompose(outputs)
-    assert n_axes(viz.plot_bands(bands)) == 4
+    assert n_axes(viz.plot_bands(bands)) == 5  # three bands, their sum, the fine band zoomed
     fig = viz.plot_bands(bands, output=outputs.full)
-    assert n_axes(fig) == 5
+    assert n_axes(fig) == 6
     assert "e-0" in fig.axes[4].get_title() or "0.0e+00" in fig.axes[4].get_title()
 
 
@@ -89,7 +99,9 @@ def test_plot_recursions(tiny_model):
     y = torch.rand(1, 3, 16, 16)
     outputs = tiny_model.recursions(y)
     assert n_axes(viz.plot_recursions(outputs)) == 2
-    assert n_axes(viz.plot_recursions(outputs, target=torch.rand(1, 3, 16, 16), low=y)) == 4
+    fig = viz.plot_recursions(outputs, target=torch.rand(1, 3, 16, 16), low=y)
+    assert n_axes(fig) == 4
+    assert fig.axes[2].get_title().startswith(r"$\hat{x}^{(2)}_{\mathrm{full}}$: recursion 2 of 2")
 
 
 def test_plot_weight_maps():
@@ -106,9 +118,14 @@ def test_plot_sorted_channels(image):
 
 
 def test_explore(tiny_model, image):
-    assert n_axes(viz.explore(tiny_model, image)) == 3  # 16 x 20 is padded and cropped back
+    # top: y, the estimate, the recomposed image; bottom: the zoomed box (target or a note, estimate, recomposed)
+    assert n_axes(viz.explore(tiny_model, image)) == 6  # 16 x 20 is padded and cropped back
     fig = viz.explore(tiny_model, image[:15, :18], recursion=1, band_scales=(1, 0, 2), target=image[:15, :18])
-    assert n_axes(fig) == 4
+    assert n_axes(fig) == 6
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[2].startswith(r"$1\,\hat{\Delta}_{\mathrm{coarse}} + 0\,\hat{\Delta}_{\mathrm{middle}}")
+    assert all("dB to x" in title for title in titles[:3]) and titles[3] == "target x, zoomed"
+    assert not any("s1" in title or "s3" in title for title in titles)
     with pytest.raises(ValueError, match="recursion"):
         viz.explore(tiny_model, image, recursion=3)
 
@@ -117,6 +134,102 @@ def test_explore_unit_scales_give_the_recursion_output(tiny_model, image):
     fig = viz.explore(tiny_model, image, recursion=2)
     estimate, recomposed = (ax.images[0].get_array() for ax in fig.axes[1:3])
     np.testing.assert_allclose(recomposed, estimate, atol=1e-5)
+    with torch.no_grad():
+        expected = tiny_model.recursions(torch.from_numpy(image).permute(2, 0, 1)[None])[1].full
+    np.testing.assert_allclose(estimate, np.clip(expected[0].permute(1, 2, 0).numpy(), 0, 1), atol=1e-6)
+
+
+def test_explore_runs_the_network_once_per_image_and_weights(image):
+    """A band scale or another recursion is taken from the cache; a new image or new weights are not."""
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=2, width=4, growth=2)).eval()
+    calls = []
+    recursions = model.recursions
+    model.recursions = lambda y: calls.append(y.shape) or recursions(y)
+    viz.explore(model, image)
+    for scales in ((1, 0, 2), (0.5, 1.5, 0.0)):
+        viz.explore(model, image, recursion=1, band_scales=scales, target=image)
+    assert len(calls) == 1
+    viz.explore(model, image[:12])
+    assert len(calls) == 2
+    viz.explore(model, image.copy())  # equal contents: the same entry
+    assert len(calls) == 2
+    with torch.no_grad():
+        next(model.parameters()).add_(0.1)  # a training step changes the weights in place
+    viz.explore(model, image)
+    assert len(calls) == 3
+    assert model.training is False
+    for i in range(viz.EXPLORER_CACHE_SIZE + 1):  # bounded: the oldest image is dropped
+        viz.explore(model, image + i / 100)
+    assert len(viz._explored[model]) == viz.EXPLORER_CACHE_SIZE
+
+
+def test_explore_is_one_size_for_every_image(tiny_model, image):
+    """As the notebook shows it (bbox_inches="tight"): paired or not, landscape or portrait."""
+    from IPython.core.pylabtools import print_figure
+
+    sizes = set()
+    for low, target in ((image, image), (image, None), (image[:, :12], None), (np.ones((16, 16, 3)) * 0.5, None)):
+        png = print_figure(viz.explore(tiny_model, low, target=target), "png")
+        with Image.open(io.BytesIO(png)) as shown:
+            sizes.add(shown.size)
+    assert len(sizes) == 1
+    width = sizes.pop()[0]
+    assert width <= 960, width  # JupyterLab's column at 100% zoom
+
+
+def test_figures_fit_a_notebook_column(tiny_model, image):
+    """Shown as the notebook shows them (bbox_inches="tight"), the figures are at most about
+    950 pixels wide (JupyterLab's column at 100% zoom), and no title numbers the bands s1..s3."""
+    from IPython.core.pylabtools import print_figure
+
+    outputs = tiny_model(torch.rand(1, 3, 16, 20))
+    history = new_history()
+    history.update(step=[1, 2], loss=[-1.0, -1.5], eval_step=[2], psnr=[10.0], ssim=[0.3], loss_d=[0.5, 0.4])
+    figures = {
+        "show_images": viz.show_images([image] * 5),
+        "darkening": viz.plot_darkening_steps(darken_steps(image, np.random.default_rng(0)), original=image),
+        "recursions": viz.plot_recursions(tiny_model.recursions(torch.rand(1, 3, 16, 20)), target=image, low=image),
+        "bands": viz.plot_bands(decompose(outputs), output=outputs.full),
+        "weights": viz.plot_weight_maps(*[torch.rand(1, 3, 16, 20) + 0.5] * 3),
+        "sorted": viz.plot_sorted_channels(image),
+        "history": viz.plot_history(history),
+        "explore": viz.explore(tiny_model, image, target=image),
+        "metric_lines": viz.plot_metric_lines(result_rows()[1:3], [1, 4], "T"),
+        "comparison": viz.plot_comparison({"a": [image], "b": [image], "c": [image], "ground truth": [image]},
+                                          ["one"], ncols=6),
+        "teaser": viz.plot_teaser({f"m{i}": image for i in range(6)} | {"ground truth": image}, ncols=7),
+    }
+    for name, fig in figures.items():
+        with Image.open(io.BytesIO(print_figure(fig, "png"))) as shown:
+            assert shown.size[0] <= 960, (name, shown.size)
+        titles = " ".join(ax.get_title() for ax in fig.axes)
+        assert not any(old in titles for old in ("_s1", "_s2", "_s3", "s1 ", "s3 ")), (name, titles)
+
+
+def test_explorer_widget_redraws_without_the_network(image):
+    """viz.Explorer: a band slider changes the recomposed panels only, from the cache."""
+    pytest.importorskip("ipywidgets")
+    torch.manual_seed(0)
+    model = DRBN(DRBNConfig(recursions=2, width=4, growth=2)).eval()
+    calls = []
+    recursions = model.recursions
+    model.recursions = lambda y: calls.append(y.shape) or recursions(y)
+    explorer = viz.Explorer(model, {"pair": (image, image * 0.9), "photo": (image[:12], None)})
+    assert len(calls) == 1 and explorer.recursion.value == 2
+    before = [panel.value for panel in explorer.panels]
+    explorer.scales[2].value = 0.0  # the fine band off
+    after = [panel.value for panel in explorer.panels]
+    assert [i for i in range(6) if after[i] != before[i]] == [2, 5] and len(calls) == 1
+    shown = explorer.view()
+    bands = viz.explored(model, image).bands[1]
+    np.testing.assert_allclose(shown["images"][2], bands.coarse + bands.middle, atol=1e-6)
+    assert "0&middot;&Delta;&#770;<sub>fine</sub>" in explorer.titles[2].value and "dB to x" in explorer.titles[2].value
+    explorer.recursion.value = 1
+    assert len(calls) == 1  # another recursion of the same image: cached
+    explorer.image.value = "photo"
+    assert len(calls) == 2 and "no target" in explorer.titles[0].value
+    assert {(p.layout.width, p.layout.height) for p in explorer.panels[:3]} == {("300px", "200px")}
 
 
 def test_save_figure_writes_png(tmp_path, image):

@@ -82,3 +82,15 @@ def test_brightness_histograms_one_per_set():
     heights = [patch.get_data().values for patch in ax.patches]
     assert len(heights) == 2 and all(np.isclose(h.sum(), 1.0) for h in heights)
     assert heights[0][:2] == pytest.approx([1 / 3, 2 / 3])  # 0.02 in [0, 0.05), 0.05 and 0.08 in [0.05, 0.1)
+
+
+def test_record_prints_nothing_as_a_cells_last_line(tmp_path):
+    """record(...) ends every notebook: it returns None (a path would be printed to the
+    student) and merges the values into OUT/records/<notebook>.json."""
+    import json
+
+    from drbn.reproduce import record
+
+    assert record(tmp_path, "06_explorer", {"psnr": 18.5}) is None
+    assert record(tmp_path, "06_explorer", {"image": "1"}) is None
+    assert json.loads((tmp_path / "records" / "06_explorer.json").read_text()) == {"psnr": 18.5, "image": "1"}
