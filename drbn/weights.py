@@ -31,6 +31,8 @@ STAGE1_FILENAME = "model_s1.pt"
 RECOMPOSER_FILENAME = "model_R_s2.pt"
 ZERO_DCE_FILENAME = "zero_dce_Epoch99.pth"
 REPO = Path(__file__).resolve().parents[1]
+# the kit's own long stage-1 run, weights only (results/weights/README.md says how it was trained)
+KIT_LONG_STAGE1 = REPO / "results" / "weights" / "stage1.pt"
 
 
 # ----------------------------------------------------------------------------- files

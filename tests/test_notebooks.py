@@ -39,13 +39,13 @@ EXPECTED_FIGURES = {
     "01_low_light_data": ["01_test_pair", "01_histograms", "01_darkening_steps", "01_noise_model",
                           "01_brightness", "01_baselines", "01_training_batch"],
     "02_recursive_band_learning": ["02_architecture", "02_band_targets", "02_stage1_history", "02_recursions",
-                                   "02_negated_optimum"]
+                                   "02_negated_optimum", "02_quality_vs_compute"]
     + (["02_released_vs_ours"] if find_released(STAGE1_FILENAME) else []),
     "03_band_recomposition": ["03_bands", "03_band_scaling", "03_weights_before", "03_sorted_channels",
                               "03_high_quality_photos", "03_stage2_history", "03_before_after",
                               "03_weights_after", "03_unpaired_before_after"],
     "04_ablations": ["04_gamma_fit", "04_negated_optimum", "04_metrics", "04_recursions", "04_training_curves",
-                     "04_comparison"],
+                     "04_comparison", "04_ladder"],
     "05_figures": ["05_teaser", "05_teaser_night", "05_bands", "05_recursions", "05_weight_maps",
                    "05_results_table"],
     "06_explorer": ["06_explore", "06_explore_photo", "06_recursions"],
