@@ -18,12 +18,13 @@ from typing import Callable
 import numpy as np
 
 from . import distributed, experiments, fetch, reproduce
-from .data import describe, load_pairs
+from .data import describe, load_pairs, load_unpaired
 from .device import DEVICE_HELP, pick_device
 from .enhance import OVERLAP, Enhancement, enhance
 from .errors import DRBNError
-from .evaluate import format_table, score_outputs, write_csv
+from .evaluate import format_table, score_outputs, score_unpaired, write_csv
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
+from .niqe import load_model as load_niqe_model
 from .runs import check_output_folder, check_settings, claim_run_folder, output_file, output_names, run_lock
 from .train import (
     STAGE1_PRESETS, STAGE2_PRESETS, Stage1Config, Stage2Config, config_from_dict, stage1_preset, stage2_preset,
@@ -189,10 +190,17 @@ def cmd_train_stage2(args) -> None:
 # ----------------------------------------------------------------------------- evaluate, ablate, reproduce
 def cmd_evaluate(args) -> None:
     csv_path = output_file(args.csv, "evaluate.csv", "--csv")  # a folder: evaluate.csv inside it
+    if args.niqe or args.unpaired:
+        load_niqe_model()  # a missing model is reported before anything is loaded or enhanced
     apply = load_enhancer(args)
-    pairs = load_pairs(args.data, args.split)
-    rows = score_outputs(lambda y: apply(y).output, pairs)
-    print(f"data: {describe(args.data)}, split {args.split}, {len(rows)} images, method {args.method}")
+    if args.unpaired:  # photos without targets: NIQE only
+        photos = load_unpaired(args.unpaired, "unpaired photo folder")
+        rows = score_unpaired(lambda y: apply(y).output, photos)
+        print(f"photos: {args.unpaired} (no targets: NIQE only), {len(rows)} images, method {args.method}")
+    else:
+        pairs = load_pairs(args.data, args.split)
+        rows = score_outputs(lambda y: apply(y).output, pairs, with_niqe=args.niqe)
+        print(f"data: {describe(args.data)}, split {args.split}, {len(rows)} images, method {args.method}")
     print(format_table(rows))
     print(f"written {write_csv(rows, csv_path)}")
 
@@ -292,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_train_stage2)
 
-    p = sub.add_parser("evaluate", help="PSNR/SSIM per image and mean, written as CSV")
+    p = sub.add_parser("evaluate", help="PSNR/SSIM (and NIQE) per image and mean, written as CSV")
     p.add_argument("--weights", help="stage-1 weights (optional when --stage2 is a kit checkpoint)")
     p.add_argument("--stage2", help="recomposer weights")
     p.add_argument("--data", default="auto", help=DATA_HELP)
@@ -300,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="drbn", choices=["drbn", "zero-dce"],
                    help="drbn (default), or the peer method zero-dce with --weights zero_dce_Epoch99.pth "
                         "(default: found like the released weights)")
+    p.add_argument("--niqe", action="store_true",
+                   help="also score each output's NIQE (no-reference, lower is better; fetch-weights --only niqe)")
+    p.add_argument("--unpaired", metavar="DIR",
+                   help="score the outputs for a folder of photos without targets (and its sub-folders): NIQE only")
     p.add_argument("--csv", default="runs/evaluate.csv", help="CSV file; a folder means FOLDER/evaluate.csv")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_evaluate)

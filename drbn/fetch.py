@@ -1,6 +1,6 @@
 """Download the authors' released weights from their public repositories and verify them; introduced in notebooks/00_setup_check.
 
-``python -m drbn fetch-weights [--to DIR] [--only stage1 recomposer zero-dce]``
+``python -m drbn fetch-weights [--to DIR] [--only stage1 recomposer zero-dce niqe]``
 
 Every file comes from a commit-pinned raw URL, so what is downloaded can never change
 under us, and is checked against its sha256 before it is kept. Nothing half-downloaded
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 from .errors import DRBNError
+from .niqe import MODEL_FILENAME as NIQE_FILENAME
 from .weights import RECOMPOSER_FILENAME, STAGE1_FILENAME, ZERO_DCE_FILENAME, search_folders
 
 RAW_URL = "https://raw.githubusercontent.com"
@@ -67,6 +68,12 @@ RELEASED_FILES = (
         "zero-dce", ZERO_DCE_FILENAME, "Li-Chongyi/Zero-DCE", "e0f4adc", "Zero-DCE_code/snapshots/Epoch99.pth",
         "a4395acb874f320375d9704997cef874eaaaaa26a1777ceb29a92b70f74c3612",
         "Zero-DCE (Guo et al., CVPR 2020), the peer method",
+    ),
+    ReleasedFile(  # the official MATLAB release's modelparameters.mat, as BasicSR stores it (Apache-2.0)
+        "niqe", NIQE_FILENAME, "XPixelGroup/BasicSR", "8d56e3a045f9fb3e1d8872f92ee4a4f07f886b0a",
+        "basicsr/metrics/niqe_pris_params.npz",
+        "2a7c182a68c9e7f1b2e2e5ec723279d6f65d912b6fcaf37eb2bf03d7367c4296",
+        "NIQE's pristine model (Mittal et al. 2013), the no-reference score's parameters",
     ),
 )
 CHOICES = tuple(f.name for f in RELEASED_FILES)

@@ -19,6 +19,11 @@ with data range 255. :func:`score` returns the four values of one image under sh
   (8-bit, full image). An all-black output (mean 0) is scored unscaled. Some codes take
   the means of a greyscale conversion instead; this kit uses the RGB mean.
 
+One more score needs no target: ``niqe`` (:func:`drbn.niqe.niqe`, re-exported here), the
+NIQE of one image (Mittal et al. 2013), lower is better. It measures how far the image's
+natural-scene statistics lie from those of pristine photos, not whether a person likes it;
+``drbn.evaluate`` adds it to a row on request and scores folders without targets with it.
+
 Identical images have PSNR = inf (zero error). It is returned as inf, not capped, so a
 mean over images that includes one is inf too: that is a sign the output is the target.
 """
@@ -32,6 +37,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .errors import DRBNError
 from .images import to_uint8
+from .niqe import niqe  # noqa: F401  (the no-reference score, re-exported under drbn.metrics)
 
 KEYS = ("psnr", "ssim", "psnr_shave10", "psnr_gtmean")  # what score() returns, in order
 RELEASED_SHAVE = 10

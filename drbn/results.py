@@ -35,6 +35,7 @@ LABELS = {  # short key -> column label: the one mapping
     "ssim": "SSIM (full image)",
     "psnr_shave10": "PSNR (10-px border shaved, as released)",
     "psnr_gtmean": "PSNR after GT-mean gain",
+    "niqe": "NIQE (lower is better; no-reference, not a judgement of taste)",
     "parameters": "parameters",
     "train_seconds": "training s",
     "inference_ms": "ms per 600x400 image",

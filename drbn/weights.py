@@ -222,10 +222,12 @@ def search_folders() -> list[Path]:
     return [Path(part).expanduser() for part in env.split(os.pathsep) if part] + [REPO / "data" / "released"]
 
 
-def find_released(filename: str) -> Path | None:
-    """Path of a released weights file (``STAGE1_FILENAME``, ``RECOMPOSER_FILENAME``,
-    ``ZERO_DCE_FILENAME``) in :func:`search_folders`, or None when it is in none of them."""
+def find_released(filename: str, subfolder: str | None = None) -> Path | None:
+    """Path of a released file (``STAGE1_FILENAME``, ``RECOMPOSER_FILENAME``,
+    ``ZERO_DCE_FILENAME``, NIQE's model) in :func:`search_folders`, or None when it is in none
+    of them. With ``subfolder``, each folder's ``subfolder/`` is looked in right after it."""
     for folder in search_folders():
-        if (folder / filename).is_file():
-            return folder / filename
+        for candidate in (folder / filename, *((folder / subfolder / filename,) if subfolder else ())):
+            if candidate.is_file():
+                return candidate
     return None

@@ -15,8 +15,8 @@ SHARED = Path(os.environ.get("DRBN_SHARED", REPO.parent / "shared"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 # drbn.weights.find_released looks in $DRBN_RELEASED_DIR: point it at the reference folder
-# (the authors' DRBN weights) and its peers/ folder (Zero-DCE) when they are there (an
-# explicit setting wins).
+# (the authors' DRBN weights) and its peers/ folder (Zero-DCE; NIQE's model is found in
+# peers/niqe/, a niqe/ folder being looked in too) when they are there (an explicit setting wins).
 if (SHARED / "reference").is_dir():
     os.environ.setdefault("DRBN_RELEASED_DIR", os.pathsep.join(
         str(folder) for folder in (SHARED / "reference", SHARED / "reference" / "peers") if folder.is_dir()))
