@@ -413,8 +413,8 @@ def poor_version(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # Which unpaired photos stage 2 may train on: the held-out split, by name
 
 PARTS = ("train", "held_out")
-HELD_OUT_FOLDERS = ("lime",)  # every photo in a folder of this name (any case) is held out
-HELD_OUT_EVERY = 4  # and every photo whose name ends in a multiple of 4: DICM 04, 08, ...; kodim04, ...
+HELD_OUT_FOLDERS = ("lime",)  # every photo in a subfolder of this name (any case) is held out
+HELD_OUT_EVERY, HELD_OUT_REMAINDER = 4, 2  # and every photo whose number is 2 mod 4: DICM 02, 06, ...; kodim02, ...
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
@@ -430,24 +430,25 @@ def unpaired_part(name: str, folder: str | os.PathLike | None = None) -> str:
     (its path relative to the folder given, e.g. 'DICM/04.jpg'), decided by its name alone.
 
     The rule, written down in data/README.md:
-      1. a photo inside a folder named LIME (a sub-folder of ``folder``, or ``folder``
-         itself) is held out: LIME is the classic low-light test set;
+      1. a photo inside a subfolder named LIME of the folder given is held out: LIME is the
+         classic low-light test set (a LIME folder given by itself is split by rule 2, so
+         that both parts have photos);
       2. else a photo whose file name ends in a number (before the extension) is held out
-         when that number is a multiple of 4: DICM's 04.jpg, 08.jpg, ... (a quarter of
-         DICM), Kodak's kodim04, kodim08, ... (6 of 24);
-      3. else (no number) it is held out when the CRC-32 of its lower-case file name is a
-         multiple of 4 (about a quarter of such names).
+         when that number leaves remainder 2 divided by 4: DICM's 02.jpg, 06.jpg, ...
+         (about a quarter of DICM), Kodak's kodim02, kodim06, ... (6 of 24), LIME's 2, 6, 10;
+      3. else (no number) it is held out when the CRC-32 of its lower-case file name leaves
+         remainder 2 divided by 4 (about a quarter of such names).
     Stage 2 and its discriminator train only on part 'train'; every stage-2 score, figure
     and teaser uses part 'held_out'. A photo's part depends on its own path only: adding or
-    removing other photos never moves it.
+    removing other photos never moves it. ``folder`` is accepted for symmetry with
+    :func:`load_unpaired` and does not change the part.
     """
     path = Path(name)
-    folders = [p.lower() for p in path.parts[:-1]] + ([Path(folder).name.lower()] if folder is not None else [])
-    if any(f in HELD_OUT_FOLDERS for f in folders):
+    if any(p.lower() in HELD_OUT_FOLDERS for p in path.parts[:-1]):
         return "held_out"
     number = _TRAILING_NUMBER.search(path.stem)
     key = int(number.group(1)) if number else zlib.crc32(path.name.lower().encode())
-    return "held_out" if key % HELD_OUT_EVERY == 0 else "train"
+    return "held_out" if key % HELD_OUT_EVERY == HELD_OUT_REMAINDER else "train"
 
 
 # ---------------------------------------------------------------------------------------
@@ -470,8 +471,8 @@ def load_unpaired(folder: str | os.PathLike, what: str = "unpaired low-light fol
         chosen = [(n, f) for n, f in zip(names, files) if unpaired_part(n, folder) == part]
         if not chosen:
             raise DRBNError(
-                f"{what} {folder} has no photo in part {part!r} of the held-out split (photos in a LIME folder "
-                f"and those whose name ends in a multiple of {HELD_OUT_EVERY} are held out, data/README.md): "
+                f"{what} {folder} has no photo in part {part!r} of the held-out split (photos in a LIME subfolder "
+                f"and those whose number is {HELD_OUT_REMAINDER} mod {HELD_OUT_EVERY} are held out, data/README.md): "
                 "add photos of the other kind.")
         names, files = [n for n, _ in chosen], [f for _, f in chosen]
     return [(name, to_uint8(read_image(path))) for name, path in zip(names, files)]
