@@ -39,7 +39,7 @@ from drbn.evaluate import score_outputs
 from drbn.metrics import average
 from drbn.recompose import RecomposerConfig
 from drbn.results import write_json, write_text_atomic
-from drbn.train import high_quality_images, stage2_preset, train_or_reuse_stage2, unpaired_images
+from drbn.train import high_quality_images, stage2_preset, train_stage2, unpaired_images
 from drbn.weights import load_stage1
 
 # The kit's stage-2 runs: (key, label, Stage2Config fields over the `cpu` preset)
@@ -66,31 +66,42 @@ def stage2_config(args, fields: dict):
                          seed=args.seed, **fields)
 
 
-def finished_run(config, stage1, folder: Path):
-    """The TrainResult-like view of a finished run of exactly ``config`` over ``stage1``, or None."""
+def saved_run(config, stage1, folder: Path):
+    """The TrainResult view of the latest checkpoint of a run of exactly ``config`` over
+    ``stage1`` (finished or not: its ``step`` says how far it got), or None."""
     from drbn.train import TrainResult, matching_run
     from drbn.weights import STAGE2, load_recomposer
 
     checkpoint = matching_run(folder / "stage2.pt", config, STAGE2, stage1)
-    payload = torch.load(checkpoint, weights_only=True) if checkpoint else None
-    if payload is None or payload["step"] < config.steps:
+    if checkpoint is None:
         return None
-    return TrainResult(load_recomposer(checkpoint), payload["history"], checkpoint, config, payload.get("notes", []))
+    payload = torch.load(checkpoint, weights_only=True)
+    result = TrainResult(load_recomposer(checkpoint), payload["history"], checkpoint, config, payload.get("notes", []))
+    result.step = payload["step"]
+    return result
 
 
 def train_runs(args, stage1) -> dict:
-    """Train (or continue, or reuse) every stage-2 run, one after the other."""
-    runs = {}
-    for key, label, fields in STAGE2_RUNS:
-        started = time.perf_counter()
-        print(f"{label}: {args.runs / key}", flush=True)
-        result = train_or_reuse_stage2(stage2_config(args, fields), stage1, args.runs / key, progress=False,
-                                       device="cpu")
-        runs[key] = result
-        print(f"  done: {len(result.history['step'])} steps, {result.history['seconds'][-1]:.0f} s of training "
-              f"({time.perf_counter() - started:.0f} s this call); notes: {'; '.join(result.notes) or 'none'}",
-              flush=True)
-    return runs
+    """Train every stage-2 run in segments of ``checkpoint_every`` steps, round robin (all runs
+    to step 100, then all to 200, ...), so that an interrupted sitting leaves every run at
+    about the same step; each segment continues the run's checkpoint exactly."""
+    from drbn.train import matching_run
+    from drbn.weights import STAGE2
+
+    configs = {key: stage2_config(args, fields) for key, _, fields in STAGE2_RUNS}
+    steps, every = configs["adv2"].steps, configs["adv2"].checkpoint_every
+    for stop in range(every, steps + every, every):
+        for key, label, _ in STAGE2_RUNS:
+            folder, config = args.runs / key, configs[key]
+            resume = matching_run(folder / "stage2.pt", config, STAGE2, stage1)
+            if resume is not None and torch.load(resume, weights_only=True)["step"] >= min(stop, config.steps):
+                continue
+            started = time.perf_counter()
+            result = train_stage2(config, stage1, folder, resume=resume, progress=False, stop_at=stop, device="cpu")
+            print(f"{label}: step {result.history['step'][-1]} of {config.steps} in {folder} "
+                  f"({result.history['seconds'][-1]:.0f} s of training, {time.perf_counter() - started:.0f} s this "
+                  f"segment); notes: {'; '.join(result.notes) or 'none'}", flush=True)
+    return {key: saved_run(configs[key], stage1, args.runs / key) for key, _, _ in STAGE2_RUNS}
 
 
 def niqe_of(images) -> list[float]:
@@ -177,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 
     stage1 = load_stage1(args.stage1).eval() if args.stage1.exists() or not args.score_only else None
     if args.score_only:
-        runs = {key: finished_run(stage2_config(args, fields), stage1, args.runs / key) if stage1 else None
+        runs = {key: saved_run(stage2_config(args, fields), stage1, args.runs / key) if stage1 else None
                 for key, _, fields in STAGE2_RUNS}
     else:
         runs = train_runs(args, stage1)
@@ -208,8 +219,10 @@ def main(argv: list[str] | None = None) -> None:
                                       test_pairs, held_out, cache, tag=kit_tag), "group": "kit"})
     for key, label, _ in STAGE2_RUNS:
         if runs.get(key) is None:
-            missing.append(f"{label} (not finished in {args.runs / key})")
+            missing.append(f"{label} (no checkpoint in {args.runs / key})")
             continue
+        run_label = label if runs[key].step == runs[key].config.steps else \
+            f"{label} [step {runs[key].step} of {runs[key].config.steps}]"
         recomposer, payload = runs[key].model.eval(), torch.load(runs[key].checkpoint, weights_only=True)
         critic = QualityDiscriminator()
         critic.load_state_dict(payload["discriminator"])
@@ -220,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
                     "notes": runs[key].notes, "last_d_real": runs[key].history["d_real"][-1],
                     "last_d_fake": runs[key].history["d_fake"][-1]}
         apply = (lambda image, r=recomposer: np.clip(enhance(stage1, image, r).output, 0, 1))
-        points.append({**score_method(label, apply, test_pairs, held_out, cache, d_scores, kit_tag), "group": "kit"})
+        points.append({**score_method(run_label, apply, test_pairs, held_out, cache, d_scores, kit_tag), "group": "kit",
+                       "run": key, "step": runs[key].step, "steps": runs[key].config.steps})
 
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     record = {
@@ -232,6 +246,9 @@ def main(argv: list[str] | None = None) -> None:
         "stage1_snapshot": str(args.stage1), "stage2_preset": args.preset, "seed": args.seed,
         "stage2_runs": {key: str(args.runs / key) for key, _, _ in STAGE2_RUNS},
         "sittings": provenance["sittings"], "finished": finished, "points": points, "missing": missing,
+        # the authors' trade-off, stage 1 -> stage 1 + recomposer, for the released weights and the kit's
+        "trade_off_pairs": [["DRBN, released stage 1", RELEASED_RECOMPOSER],
+                            [KIT_STAGE1, next((p["method"] for p in points if p.get("run") == "adv2"), STAGE2_RUNS[0][1])]],
         "released_recomposer": RELEASED_RECOMPOSER + ": the authors' other-datasets branch (λ_adv = 1, unpaired "
                                "photos selected from LIME, NPE, VV and DICM): its NIQE on the held-out DICM and "
                                "LIME photos is not held out (it may have trained on them)",

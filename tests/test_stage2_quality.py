@@ -28,9 +28,10 @@ def tiny_stage1():
 
 # ----------------------------------------------------------------------------- the split
 @pytest.mark.parametrize("name, folder, part", [
-    ("LIME/2.png", None, "held_out"), ("lime/13.png", None, "held_out"), ("2.png", "/photos/LIME", "held_out"),
-    ("DICM/04.jpg", None, "held_out"), ("DICM/68.jpg", None, "held_out"), ("DICM/01.jpg", None, "train"),
-    ("DICM/69.jpg", None, "train"), ("kodim24.png", None, "held_out"), ("kodim23.png", None, "train"),
+    ("LIME/2.png", None, "held_out"), ("lime/13.png", None, "held_out"), ("photos/LIME/3.png", None, "held_out"),
+    ("2.png", "/photos/LIME", "held_out"), ("3.png", "/photos/LIME", "train"),  # a LIME folder given alone: rule 2
+    ("DICM/02.jpg", None, "held_out"), ("DICM/66.jpg", None, "held_out"), ("DICM/01.jpg", None, "train"),
+    ("DICM/04.jpg", None, "train"), ("kodim22.png", None, "held_out"), ("kodim24.png", None, "train"),
 ])
 def test_the_split_rule_by_name(name, folder, part):
     assert datasets.unpaired_part(name, folder) == part
@@ -47,17 +48,18 @@ def test_a_photos_part_never_depends_on_the_others():
 def test_folder_parts_are_disjoint_and_cover_it(tmp_path):
     from drbn.images import write_image
 
-    for name in ("DICM/01.jpg", "DICM/04.png", "LIME/3.png", "mine/7.png", "mine/8.png"):
+    for name in ("DICM/01.jpg", "DICM/06.png", "LIME/3.png", "mine/7.png", "mine/10.png"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         write_image(tmp_path / name, np.full((20, 20, 3), 0.2, np.float32))
     config = tiny_stage2(unpaired=str(tmp_path), high_quality=str(tmp_path))
     train = [n for n, _ in unpaired_images(config, "train")]
     held = [n for n, _ in unpaired_images(config, "held_out")]
     assert train == ["DICM/01.jpg", "mine/7.png"]
-    assert held == ["DICM/04.png", "LIME/3.png", "mine/8.png"]
+    assert held == ["DICM/06.png", "LIME/3.png", "mine/10.png"]
     assert [n for n, _ in high_quality_images(config, "held_out")] == held
-    with pytest.raises(DRBNError, match="no photo in part 'train'"):
-        datasets.load_unpaired(tmp_path / "LIME", part="train")
+    assert [n for n, _ in datasets.load_unpaired(tmp_path / "LIME", part="train")] == ["3.png"]  # given alone
+    with pytest.raises(DRBNError, match="no photo in part 'held_out'"):
+        datasets.load_unpaired(tmp_path / "LIME", part="held_out")
     with pytest.raises(DRBNError, match="unknown part"):
         unpaired_images(config, "test")
 
@@ -180,3 +182,12 @@ def test_the_released_recomposer_is_named_for_its_branch():
     for words in ("λ_adv = 1", "LIME", "NPE", "VV", "DICM", "not held out"):
         assert words in row.description
     assert RELEASED_RECOMPOSER in [b.name for b in default_baselines()]
+
+
+def test_the_data_flow_figure_names_both_kinds_of_data():
+    from drbn import viz
+
+    fig = viz.plot_semi_supervised()
+    words = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for word in ("PAIRED", "UNPAIRED", "semi-supervised", "frozen", "λ_adv", "x̂_F"):
+        assert word in words, word
