@@ -191,3 +191,22 @@ def test_the_data_flow_figure_names_both_kinds_of_data():
     words = " ".join(t.get_text() for t in fig.axes[0].texts)
     for word in ("PAIRED", "UNPAIRED", "semi-supervised", "frozen", "λ_adv", "x̂_F"):
         assert word in words, word
+
+
+def test_the_committed_plane_names_its_sources():
+    """results/plane.json (written by results/plane.py) scores every point on the same
+    held-out photos, names the released recomposer's branch, and says what it did not run."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "results" / "plane.json"
+    if not path.exists():
+        pytest.skip("no results/plane.json in this checkout")
+    plane = json.loads(path.read_text())
+    assert all(datasets.unpaired_part(name) == "held_out" for name in plane["held_out_unpaired"])
+    for point in plane["points"]:
+        assert set(point["niqe_per_photo"]) == set(plane["held_out_unpaired"]), point["method"]
+        assert np.mean(list(point["niqe_per_photo"].values())) == pytest.approx(point["niqe"])
+    names = [p["method"] for p in plane["points"]] + plane["missing"]
+    assert RELEASED_RECOMPOSER in names and "other-datasets" in plane["released_recomposer"]
+    assert any("pre-trained critic" in n for n in names) and plane["sittings"][0]["command"]
