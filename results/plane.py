@@ -52,6 +52,7 @@ STAGE2_RUNS = (
      {"recomposer": RecomposerConfig(weight_mapping="bounded")}),
 )
 KIT_STAGE1 = "kit stage 1"
+CACHED_ONLY = False  # --cached-only: assemble the table from the scores already cached, compute none
 
 
 def cpu_name() -> str:
@@ -111,11 +112,17 @@ def niqe_of(images) -> list[float]:
             for i in images]
 
 
-def score_method(name: str, apply, test_pairs, held_out, cache: Path, extra=None, tag: str = "") -> dict:
-    """PSNR/SSIM on the test pairs and NIQE on the held-out photos of ``apply``, cached under name + tag."""
+def score_method(name: str, apply, test_pairs, held_out, cache: Path, extra=None, tag: str = "",
+                 prepare=None) -> dict:
+    """PSNR/SSIM on the test pairs and NIQE on the held-out photos of ``apply``, cached under
+    name + tag; ``prepare()`` runs first when the score is not cached yet."""
     path = cache / f"{(name + tag).replace('/', '_').replace(' ', '_')}.json"
     if path.exists():
         return json.loads(path.read_text())
+    if CACHED_ONLY:
+        return None
+    if prepare is not None:
+        prepare()
     started = time.perf_counter()
     rows = score_outputs(apply, test_pairs)
     outputs = [apply(image / 255.0) for _, image in held_out]
@@ -173,8 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images of each set (a check)")
-    parser.add_argument("--score-only", action="store_true", help="train nothing; score the finished runs")
+    parser.add_argument("--score-only", action="store_true", help="train nothing; score the runs' latest checkpoints")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="with --score-only: score (and cache) the methods whose name holds one of these words, "
+                             "write nothing to OUT")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="with --score-only: write OUT from the cached scores alone; the others are listed as missing")
+    parser.add_argument("--runs-only", action="store_true",
+                        help="with --score-only: score (and cache) the stage-2 runs alone, write nothing to OUT")
     args = parser.parse_args(argv)
+    global CACHED_ONLY
+    CACHED_ONLY = args.cached_only
     if args.threads:
         torch.set_num_threads(args.threads)
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -203,23 +219,34 @@ def main(argv: list[str] | None = None) -> None:
     kit_tag = f" [{args.stage1.name}]"  # the kit's cached scores belong to this stage-1 snapshot
     print(f"scoring on {len(test_pairs)} test pairs and {len(held_out)} held-out unpaired photos", flush=True)
 
-    points = []
-    for b in default_baselines():
+    points, missing = [], []
+    for b in [] if args.runs_only else default_baselines():
         if b.missing():
             print(f"  {b.name}: {b.missing()}", flush=True)
             continue
-        b.fit(datasets.load_pairs(args.data, "train"))  # gamma only: the training split
+        if args.only and not any(word in b.name for word in args.only):
+            continue
         group = "released" if "released" in b.name and "Zero" not in b.name else "baseline"
-        points.append({**score_method(b.name, b, test_pairs, held_out, cache), "group": group})
-    missing = []
+        fit = (lambda b=b: b.fit(datasets.load_pairs(args.data, "train")))  # gamma only: the training split
+        scored = score_method(b.name, b, test_pairs, held_out, cache, prepare=fit)
+        if scored is None:
+            missing.append(f"{b.name} (not scored yet)")
+            continue
+        points.append({**scored, "group": group})
     if stage1 is None:
         missing.append(f"{KIT_STAGE1} ({args.stage1} not found)")
-    else:
-        points.append({**score_method(KIT_STAGE1, lambda image: np.clip(enhance(stage1, image).output, 0, 1),
-                                      test_pairs, held_out, cache, tag=kit_tag), "group": "kit"})
+    elif not args.runs_only and (not args.only or any(word in KIT_STAGE1 for word in args.only)):
+        scored = score_method(KIT_STAGE1, lambda image: np.clip(enhance(stage1, image).output, 0, 1),
+                              test_pairs, held_out, cache, tag=kit_tag)
+        if scored is None:
+            missing.append(f"{KIT_STAGE1} (not scored yet)")
+        else:
+            points.append({**scored, "group": "kit"})
     for key, label, _ in STAGE2_RUNS:
         if runs.get(key) is None:
             missing.append(f"{label} (no checkpoint in {args.runs / key})")
+            continue
+        if args.only and not any(word in label for word in args.only):
             continue
         run_label = label if runs[key].step == runs[key].config.steps else \
             f"{label} [step {runs[key].step} of {runs[key].config.steps}]"
@@ -233,9 +260,14 @@ def main(argv: list[str] | None = None) -> None:
                     "notes": runs[key].notes, "last_d_real": runs[key].history["d_real"][-1],
                     "last_d_fake": runs[key].history["d_fake"][-1]}
         apply = (lambda image, r=recomposer: np.clip(enhance(stage1, image, r).output, 0, 1))
-        points.append({**score_method(run_label, apply, test_pairs, held_out, cache, d_scores, kit_tag), "group": "kit",
-                       "run": key, "step": runs[key].step, "steps": runs[key].config.steps})
+        scored = score_method(run_label, apply, test_pairs, held_out, cache, d_scores, kit_tag)
+        if scored is None:
+            missing.append(f"{run_label} (checkpoint at step {runs[key].step}, not scored yet)")
+            continue
+        points.append({**scored, "group": "kit", "run": key, "step": runs[key].step, "steps": runs[key].config.steps})
 
+    if args.runs_only or args.only:
+        return
     finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     record = {
         "what": "fidelity-perception plane: x = mean NIQE (Mittal et al. 2013; lower is better, a no-reference "
