@@ -12,8 +12,9 @@ one of the same shape, and is scored exactly like the networks (``drbn.metrics``
   one for ``equalize_hist`` so the two differ only in global versus local.
 - Gamma correction, y ** gamma, with gamma picked on the TRAINING split by grid search on
   mean PSNR (``fit_gamma``): a one-parameter learned baseline.
-- Zero-DCE (Guo et al., CVPR 2020) and the authors' released DRBN weights, run through this
-  library where ``drbn.weights.find_released`` finds their files; where it does not,
+- Zero-DCE (Guo et al., CVPR 2020) and the authors' released DRBN weights (stage 1, and
+  the recomposer of their other-datasets branch: λ_adv = 1, unpaired photos from LIME, NPE,
+  VV and DICM), run through this library where ``drbn.weights.find_released`` finds their files; where it does not,
   :meth:`Baseline.missing` says how to get them.
 """
 from __future__ import annotations
@@ -259,12 +260,21 @@ class ReleasedDRBN(Network):
         return np.clip(enhance(stage1, rgb(image), *recomposer).output, 0.0, 1.0)
 
 
+RELEASED_RECOMPOSER = "DRBN, released stage 1 + other-datasets recomposer"
+RELEASED_RECOMPOSER_DESCRIPTION = (
+    "released stage 1 + the recomposer of the authors' other-datasets branch (DRBL-stage2-other-datasets: "
+    "λ_adv = 1, unpaired training photos selected from LIME, NPE, VV and DICM, released mapping); it may have "
+    "trained on DICM and LIME photos, so a score of it on those is not held out")
+
+
 def released_drbn(recomposer: bool = False) -> ReleasedDRBN:
-    """The released stage 1, or stage 1 + the released recomposer."""
+    """The released stage 1, or stage 1 + the released recomposer. The only released
+    recomposer (``model_R_s2.pt``) comes from the authors' other-datasets branch (λ_adv = 1,
+    unpaired photos selected from LIME, NPE, VV and DICM): it is named so in every row, and
+    its outputs on DICM or LIME photos are not held-out results."""
     if not recomposer:
         return ReleasedDRBN()
-    return ReleasedDRBN("DRBN, released stage 1 + recomposer",
-                        "released stage 1 + released recomposer (other-datasets setting, released mapping)",
+    return ReleasedDRBN(RELEASED_RECOMPOSER, RELEASED_RECOMPOSER_DESCRIPTION,
                         files=(STAGE1_FILENAME, RECOMPOSER_FILENAME))
 
 

@@ -310,10 +310,13 @@ def natural_photos(split: str | None = None) -> list[tuple[str, np.ndarray]]:
     return [(name, _photo(name)) for name in names]
 
 
-def high_quality_photos() -> list[tuple[str, np.ndarray]]:
+def high_quality_photos(part: str = "train") -> list[tuple[str, np.ndarray]]:
     """Well-exposed photos for stage 2's quality discriminator (the role of the authors'
-    AVA high-score set): the training-split photos, as (name, uint8 H x W x 3)."""
-    return [(name, to_uint8(photo)) for name, photo in natural_photos("train")]
+    AVA high-score set), as (name, uint8 H x W x 3). ``part="train"``: the training-split
+    photos, which the discriminator trains on; ``"held_out"``: the test-split photos, which
+    only scores of a trained discriminator use (see :func:`unpaired_part`)."""
+    split = "train" if check_part(part) == "train" else "test"
+    return [(name, to_uint8(photo)) for name, photo in natural_photos(split)]
 
 
 def synthetic_pairs(
@@ -362,27 +365,117 @@ def _make_pairs(split: str, seed: int, params: LowLightParams | None, variants: 
 
 
 def synthetic_unpaired(
-    seed: int = 1, params: LowLightParams | None = None, variants: int = DEFAULT_VARIANTS
+    seed: int = 1, params: LowLightParams | None = None, variants: int = DEFAULT_VARIANTS, part: str = "train"
 ) -> list[tuple[str, np.ndarray]]:
-    """Low-light images without targets for stage 2's quality term, as (name, uint8 H x W x 3):
-    darkenings of the training photos drawn from a seed other than the paired set's, so
-    the unpaired set never touches a test scene."""
-    return [(p.name, p.low) for p in synthetic_pairs("train", seed=seed, params=params, variants=variants)]
+    """Low-light images without targets for stage 2's quality term, as (name, uint8 H x W x 3).
+
+    ``part="train"``: darkenings of the training photos drawn from a seed other than the
+    paired set's, so stage 2 never trains on a test scene. ``part="held_out"``: ``variants``
+    darkenings of the test photos (chelsea, coffee) from the same seed, named
+    '<photo>_<i>': scenes no stage trains on, for stage 2's scores and figures.
+    """
+    if check_part(part) == "train":
+        return [(p.name, p.low) for p in synthetic_pairs("train", seed=seed, params=params, variants=variants)]
+    if seed < 0 or variants < 1:
+        raise DRBNError(f"seed must be non-negative and variants at least 1, got {seed} and {variants}.")
+    held = []
+    for name, photo in natural_photos("test"):
+        for i in range(variants):
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), i])
+            held.append((f"{name}_{i}", to_uint8(darken(photo, rng, params))))
+    return held
+
+
+# Poor photos for the paper's pre-trained quality critic (drbn.train.pretrain_critic)
+POOR_KINDS = ("dark and noisy", "under-exposed", "over-exposed", "noisy")
+
+
+def poor_version(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A badly taken version of a well-exposed photo (float32 H x W x 3 in [0, 1]), one of
+    POOR_KINDS drawn from ``rng``: the synthetic camera model's dark, noisy shot
+    (``drbn.synthetic.darken``); too dark (0.4-0.8 x^2-3.5); blown highlights (1.8-3 x,
+    clipped); sensor noise (Gaussian, sigma 0.05-0.12). The stand-in for the low-scoring
+    photos the paper's critic learned to tell from AVA's high-scoring ones."""
+    photo = np.asarray(photo, dtype=np.float32)
+    kind = POOR_KINDS[int(rng.integers(len(POOR_KINDS)))]
+    if kind == "dark and noisy":
+        poor = darken(photo, rng)
+    elif kind == "under-exposed":
+        poor = rng.uniform(0.4, 0.8) * photo ** rng.uniform(2.0, 3.5)
+    elif kind == "over-exposed":
+        poor = photo * rng.uniform(1.8, 3.0)
+    else:
+        poor = photo + rng.normal(0.0, rng.uniform(0.05, 0.12), size=photo.shape)
+    return np.clip(poor, 0.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Which unpaired photos stage 2 may train on: the held-out split, by name
+
+PARTS = ("train", "held_out")
+HELD_OUT_FOLDERS = ("lime",)  # every photo in a subfolder of this name (any case) is held out
+HELD_OUT_EVERY, HELD_OUT_REMAINDER = 4, 2  # and every photo whose number is 2 mod 4: DICM 02, 06, ...; kodim02, ...
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+def check_part(part: str) -> str:
+    if part not in PARTS:
+        raise DRBNError(f"unknown part {part!r}; use 'train' (what stage 2 trains on) or 'held_out' "
+                        "(what its scores and figures use).")
+    return part
+
+
+def unpaired_part(name: str, folder: str | os.PathLike | None = None) -> str:
+    """'train' or 'held_out': the part of the unpaired or high-quality photo at ``name``
+    (its path relative to the folder given, e.g. 'DICM/04.jpg'), decided by its name alone.
+
+    The rule, written down in data/README.md:
+      1. a photo inside a subfolder named LIME of the folder given is held out: LIME is the
+         classic low-light test set (a LIME folder given by itself is split by rule 2, so
+         that both parts have photos);
+      2. else a photo whose file name ends in a number (before the extension) is held out
+         when that number leaves remainder 2 divided by 4: DICM's 02.jpg, 06.jpg, ...
+         (about a quarter of DICM), Kodak's kodim02, kodim06, ... (6 of 24), LIME's 2, 6, 10;
+      3. else (no number) it is held out when the CRC-32 of its lower-case file name leaves
+         remainder 2 divided by 4 (about a quarter of such names).
+    Stage 2 and its discriminator train only on part 'train'; every stage-2 score, figure
+    and teaser uses part 'held_out'. A photo's part depends on its own path only: adding or
+    removing other photos never moves it. ``folder`` is accepted for symmetry with
+    :func:`load_unpaired` and does not change the part.
+    """
+    path = Path(name)
+    if any(p.lower() in HELD_OUT_FOLDERS for p in path.parts[:-1]):
+        return "held_out"
+    number = _TRAILING_NUMBER.search(path.stem)
+    key = int(number.group(1)) if number else zlib.crc32(path.name.lower().encode())
+    return "held_out" if key % HELD_OUT_EVERY == HELD_OUT_REMAINDER else "train"
 
 
 # ---------------------------------------------------------------------------------------
 # Unpaired low-light photos (stage 2)
 
 
-def load_unpaired(folder: str | os.PathLike, what: str = "unpaired low-light folder") -> list[tuple[str, np.ndarray]]:
+def load_unpaired(folder: str | os.PathLike, what: str = "unpaired low-light folder",
+                  part: str | None = None) -> list[tuple[str, np.ndarray]]:
     """Every image in ``folder`` and its subfolders (e.g. DICM/ and LIME/ side by side) as
     (path relative to ``folder``, uint8 H x W x 3); any size is fine.
 
     Used for stage 2's real low-light set and for a folder of high-quality photos; ``what``
-    names the folder in error messages.
+    names the folder in error messages. ``part``: only the photos of that part of the
+    held-out split (:func:`unpaired_part`), None for all.
     """
     files = list_images(folder, what, recursive=True)
-    return [(path.relative_to(Path(folder)).as_posix(), to_uint8(read_image(path))) for path in files]
+    names = [path.relative_to(Path(folder)).as_posix() for path in files]
+    if part is not None:
+        check_part(part)
+        chosen = [(n, f) for n, f in zip(names, files) if unpaired_part(n, folder) == part]
+        if not chosen:
+            raise DRBNError(
+                f"{what} {folder} has no photo in part {part!r} of the held-out split (photos in a LIME subfolder "
+                f"and those whose number is {HELD_OUT_REMAINDER} mod {HELD_OUT_EVERY} are held out, data/README.md): "
+                "add photos of the other kind.")
+        names, files = [n for n, _ in chosen], [f for _, f in chosen]
+    return [(name, to_uint8(read_image(path))) for name, path in zip(names, files)]
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The quality discriminator of stage 2, used only in training; introduced in notebooks/03_band_recomposition."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,3 +43,35 @@ class QualityDiscriminator(nn.Module):
         """Quality score in (0, 1) per image, shape N."""
         score = self.head(self.features(sorted_channels(x)))
         return torch.sigmoid(score.mean(dim=(1, 2, 3)))
+
+
+def tile_origins(size: int, crop: int, count: int) -> list[int]:
+    """Up to ``count`` evenly spaced starts of ``crop``-long windows covering ``size``."""
+    if size <= crop:
+        return [0]
+    n = min(count, -(-size // crop))  # enough windows to cover the side, at most ``count``
+    return sorted({round(i * (size - crop) / max(n - 1, 1)) for i in range(n)})
+
+
+@torch.no_grad()
+def score_images(discriminator: QualityDiscriminator, images, crop: int = 128, tiles: int = 4) -> list[float]:
+    """D's score of each image (H x W x 3, uint8 or float in [0, 1]): the mean of D over a grid
+    of up to ``tiles`` x ``tiles`` evenly spaced ``crop`` x ``crop`` windows (the patch size D
+    trained on), in eval mode (BatchNorm's running statistics). Near 1: D takes the image for
+    a well-exposed photo; near 0: for a recomposed low-light one. The module's mode is restored.
+    """
+    was_training = discriminator.training
+    discriminator.eval()
+    device = next(discriminator.parameters()).device
+    scores = []
+    for image in images:
+        array = np.asarray(image)
+        array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+        x = torch.from_numpy(np.clip(array, 0.0, 1.0)).permute(2, 0, 1)
+        h, w = x.shape[1:]
+        side_h, side_w = min(crop, h), min(crop, w)
+        windows = [x[:, t:t + side_h, l:l + side_w] for t in tile_origins(h, side_h, tiles)
+                   for l in tile_origins(w, side_w, tiles)]
+        scores.append(float(discriminator(torch.stack(windows).to(device)).mean()))
+    discriminator.train(was_training)
+    return scores

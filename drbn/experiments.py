@@ -53,7 +53,8 @@ class Variant:
     """One configuration to train and score. Stage 1: a network trained from scratch with
     ``model`` and ``loss_weights`` (full, half, quarter; ``(1, 0, 0)`` is single-scale).
     Stage 2: a recomposer over the frozen stage 1 with ``weight_mapping``, ``adv_weight``
-    (λ_adv) and ``perceptual_weight``; ``recompose=False`` scores the stage-1 output itself."""
+    (λ_adv), ``perceptual_weight`` and ``critic`` ("joint" as released, "pretrained" as in the
+    paper: ``Stage2Config.critic``); ``recompose=False`` scores the stage-1 output itself."""
 
     name: str
     stage: int
@@ -64,6 +65,7 @@ class Variant:
     weight_mapping: str = "released"
     adv_weight: float = 2.0
     perceptual_weight: float = 1.0
+    critic: str = "joint"
 
     def __post_init__(self):
         if self.stage not in (1, 2):
@@ -98,14 +100,21 @@ STAGE2_VARIANTS = [
             perceptual_weight=0.0),
 ]
 VARIANTS = STAGE1_VARIANTS + STAGE2_VARIANTS
+# The paper's quality critic (Sec. 3.2): not in the ablation grid by default (results/plane.md measures it);
+# `ablate --only "recomposed, pre-trained critic"` or run_experiments([...]) runs it.
+PRETRAINED_CRITIC = Variant(
+    "recomposed, pre-trained critic", 2, "as 'recomposed' with the paper's critic: D pre-trained to tell the "
+    "high-quality photos from dark, noisy and badly exposed versions of them, then frozen; quality term "
+    "λ_adv · (−log D)", critic="pretrained")
+EXTRA_VARIANTS = [PRETRAINED_CRITIC]
 
 
 def variant(name: str) -> Variant:
-    """A variant of VARIANTS by name."""
-    for v in VARIANTS:
+    """A variant of VARIANTS (or EXTRA_VARIANTS) by name."""
+    for v in VARIANTS + EXTRA_VARIANTS:
         if v.name == name:
             return v
-    raise DRBNError(f"unknown variant {name!r}; choose one of {', '.join(v.name for v in VARIANTS)}.")
+    raise DRBNError(f"unknown variant {name!r}; choose one of {', '.join(v.name for v in VARIANTS + EXTRA_VARIANTS)}.")
 
 
 def build(v: Variant) -> DRBN:
@@ -183,7 +192,7 @@ def stage2_config(v: Variant, preset: str | Preset, data: str | os.PathLike = "a
     base = stage2_preset(p.base, **p.stage2)
     return replace(base, lr=base.lr * p.lr_scale, lr_discriminator=base.lr_discriminator * p.lr_scale, seed=seed,
                    data=str(data), adv_weight=v.adv_weight, perceptual_weight=v.perceptual_weight,
-                   recomposer=RecomposerConfig(weight_mapping=v.weight_mapping))
+                   critic=v.critic, recomposer=RecomposerConfig(weight_mapping=v.weight_mapping))
 
 
 def ms_per_image(apply: Callable[[np.ndarray], Any], runs: int) -> float | None:
@@ -361,7 +370,7 @@ class Grid:
             record.notes = notes
             self.trained(record, result, count_parameters(stage1()) + count_parameters(recomposer), {
                 "weight_mapping": v.weight_mapping, "adv_weight": v.adv_weight,
-                "perceptual_weight": config.perceptual_weight})
+                "perceptual_weight": config.perceptual_weight, "critic": v.critic})
         training = {"stage2": config and asdict(config), "over": over}
         return self.unit(f"{v.name}, seed {seed}", "stage2" if config else "stage1-output", training, make, group)
 

@@ -304,13 +304,21 @@ class Stage2Config:
     checkpoint_every: int = 1_000
     max_eval_images: int = 15
     holdout_every: int = 10  # as in Stage1Config: validation on held-out training pairs
+    # The quality critic D. "joint" (released): trained from scratch beside the recomposer at
+    # lr_discriminator, LSGAN, quality term λ_adv · (D(fake) − 1)². "pretrained" (the paper's
+    # Sec. 3.2): first pre-trained for critic_steps to tell the high-quality photos from poor
+    # versions of them (drbn.data.poor_version), then frozen; quality term λ_adv · (−log D(fake)).
+    critic: str = "joint"
+    critic_steps: int = 2_000  # pre-training steps of a "pretrained" critic (the paper gives none for AVA)
+    critic_lr: float = 3e-4  # Adam, pre-training only
     recomposer: RecomposerConfig = field(default_factory=RecomposerConfig)
 
 
+CRITICS = ("joint", "pretrained")
 STAGE2_PRESETS = {
     "paper": Stage2Config(),
-    "cpu": Stage2Config(steps=300, eval_every=100, checkpoint_every=100),
-    "smoke": Stage2Config(steps=4, crop=32, eval_every=2, checkpoint_every=2, max_eval_images=1),
+    "cpu": Stage2Config(steps=300, eval_every=100, checkpoint_every=100, critic_steps=200),
+    "smoke": Stage2Config(steps=4, crop=32, eval_every=2, checkpoint_every=2, max_eval_images=1, critic_steps=2),
 }
 
 
@@ -329,19 +337,66 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def unpaired_images(config: Stage2Config):
-    """The unpaired low-light set for the quality term: never the test set unless asked."""
+def unpaired_images(config: Stage2Config, part: str = "train"):
+    """The unpaired low-light photos of ``part`` as (name, uint8 H x W x 3): "train" is what
+    stage 2 and its discriminator train on, "held_out" is what every stage-2 score, figure
+    and teaser uses. The split is by name (:func:`drbn.data.unpaired_part`, data/README.md):
+    a folder's LIME photos and those whose name ends in a multiple of 4 are held out;
+    ``unpaired="auto"`` trains on darkenings of the training photos and holds out darkenings
+    of the test photos. Never the paired test set unless asked (``unpaired="test"``, the
+    authors' choice, which trains on every test input and so holds nothing out)."""
+    datasets.check_part(part)
     if config.unpaired == "auto":
-        return datasets.synthetic_unpaired(seed=config.seed + 1)
+        return datasets.synthetic_unpaired(seed=config.seed + 1, part=part)
     if config.unpaired == "test":  # the authors' choice: the test split's low-light images, no targets
+        if part == "held_out":
+            raise DRBNError("unpaired='test' trains stage 2 on every test input, so no unpaired photo is held out; "
+                            "use unpaired='auto' or a folder of low-light photos to score on held-out photos.")
         return [(p.name, p.low) for p in datasets.load_pairs(config.data, "test")]
-    return datasets.load_unpaired(config.unpaired)
+    return datasets.load_unpaired(config.unpaired, part=part)
 
 
-def high_quality_images(config: Stage2Config):
+def high_quality_images(config: Stage2Config, part: str = "train"):
+    """The discriminator's well-exposed photos of ``part`` (the same rule as :func:`unpaired_images`):
+    D trains on "train"; a score of a trained D on high-quality photos uses "held_out"."""
+    datasets.check_part(part)
     if config.high_quality == "auto":
-        return datasets.high_quality_photos()
-    return datasets.load_unpaired(config.high_quality, what="high-quality photo folder")
+        return datasets.high_quality_photos(part)
+    return datasets.load_unpaired(config.high_quality, what="high-quality photo folder", part=part)
+
+
+def critic_batch(photos, batch_size: int, crop: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(good, poor): ``batch_size`` patches of the high-quality ``photos`` and ``batch_size``
+    poor versions (:func:`drbn.data.poor_version`) of other patches of the same photos."""
+    good = datasets.sample_image_batch(photos, batch_size, crop, rng)
+    source = datasets.sample_image_batch(photos, batch_size, crop, rng)
+    poor = [datasets.poor_version(patch.permute(1, 2, 0).numpy(), rng) for patch in source]
+    return good, torch.from_numpy(np.stack(poor)).permute(0, 3, 1, 2).contiguous()
+
+
+def pretrain_critic(config: Stage2Config, discriminator: QualityDiscriminator, photos,
+                    device: torch.device, progress: bool = False) -> dict[str, list]:
+    """The paper's quality critic: D pre-trained to score well-exposed photos 1 and poor
+    versions of them 0 (binary cross-entropy, i.e. −log D on good and −log(1 − D) on poor),
+    for ``config.critic_steps`` Adam steps at ``config.critic_lr``; the paper pre-trains on
+    AVA photos chosen by mean opinion score, the kit on ``photos`` (the train part of the
+    high-quality set). Draws from seeds (seed, step, 1). Returns the pre-training history."""
+    history = {"critic_step": [], "critic_loss": [], "critic_good": [], "critic_poor": []}
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.critic_lr)
+    discriminator.train()
+    for step in tqdm(range(config.critic_steps), desc="critic", disable=not progress):
+        good, poor = (t.to(device) for t in critic_batch(photos, config.batch_size, config.crop,
+                                                          step_rng(config.seed, step, 1)))
+        # one batch, so BatchNorm's statistics mix good and poor as its running statistics will
+        score_good, score_poor = discriminator(torch.cat((good, poor))).split(len(good))
+        loss = -(torch.log(score_good.clamp_min(1e-6)).mean() + torch.log((1 - score_poor).clamp_min(1e-6)).mean())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for key, value in (("critic_step", step + 1), ("critic_loss", loss.item()),
+                           ("critic_good", score_good.mean().item()), ("critic_poor", score_poor.mean().item())):
+            history[key].append(value)
+    return history
 
 
 def train_stage2(
@@ -358,14 +413,20 @@ def train_stage2(
     Per step, as released: one discriminator step (LSGAN; real = paired normal-light and
     high-quality patches, targets in [0.7, 1.2); fake = recomposed unpaired patches, targets
     in [0, 0.3)), then one recomposer step (perceptual + (-SSIM) on paired data
-    + λ_adv · LSGAN(D(fake), 1) on unpaired data). ``stop_at`` and ``device`` as in
-    :func:`train_stage1`; ``stage1`` is moved to that device.
+    + λ_adv · LSGAN(D(fake), 1) on unpaired data). With ``config.critic="pretrained"`` (the
+    paper's form) D is pre-trained first (:func:`pretrain_critic`) and then frozen: no D step,
+    and the quality term is λ_adv · (−log D(fake)). Unpaired and high-quality photos come
+    from part "train" of the held-out split only. The history records D's mean score on the
+    real batch (``d_real``) and on the recomposed unpaired batch (``d_fake``) at every step.
+    ``stop_at`` and ``device`` as in :func:`train_stage1`; ``stage1`` is moved to that device.
     """
     out_dir = Path(out_dir)
     checkpoint_path = out_dir / "stage2.pt"
     device = distributed.setup(pick_device(device))  # joins torchrun's processes, if any
     payload = None
     check_settings(config)
+    if config.critic not in CRITICS:
+        raise DRBNError(f"unknown critic {config.critic!r}; choose one of {', '.join(CRITICS)}.")
     if resume is not None:
         payload = check_kind(read_weights_file(resume), STAGE2, resume)
         config = continued_config(config_from_dict(Stage2Config, payload["requested_config"]), config,
@@ -408,16 +469,27 @@ def train_stage2(
     # step goes through the bare discriminator: its gradients there are thrown away.
     recomposer_net, discriminator_net = distributed.wrap(recomposer), distributed.wrap(discriminator)
     history, start = new_history(), 0
-    history.update(loss_d=[], loss_adv=[], loss_perceptual=[], loss_ssim=[])
+    history.update(loss_d=[], loss_adv=[], loss_perceptual=[], loss_ssim=[], d_real=[], d_fake=[])
     if payload is not None:  # the optimizers' state follows their parameters' device
         opt_r.load_state_dict(payload["optimizer"])
         opt_d.load_state_dict(payload["optimizer_discriminator"])
         history, start = payload["history"], payload["step"]
+        notes = list(payload.get("notes", notes))
+        for key in ("d_real", "d_fake"):  # a checkpoint written before D's scores were recorded
+            history.setdefault(key, [])
 
     train_pairs, eval_pairs = datasets.hold_out(datasets.load_pairs(config.data, "train"), config.holdout_every)
     eval_pairs = eval_pairs[: config.max_eval_images]
-    unpaired = unpaired_images(config)
-    high_quality = high_quality_images(config)
+    unpaired = unpaired_images(config, "train")  # never a held-out photo (drbn.data.unpaired_part)
+    high_quality = high_quality_images(config, "train")
+    pretrained = config.critic == "pretrained"
+    if pretrained:
+        if payload is None:  # a resumed run has its pre-trained critic in the checkpoint
+            history.update(pretrain_critic(config, discriminator, high_quality, device,
+                                           progress and distributed.is_main()))
+            notes.append(f"critic pre-trained for {config.critic_steps} steps on the high-quality photos' train part "
+                         "against poor versions of them, then frozen; quality term -log D(fake)")
+        freeze(discriminator)
 
     def save(step: int) -> Path:
         return save_checkpoint(checkpoint_path, {
@@ -437,7 +509,7 @@ def train_stage2(
 
     last_saved = Path(resume) if resume is not None else None
     recomposer.train()
-    discriminator.train()
+    discriminator.train(not pretrained)  # a frozen critic scores with its running BatchNorm statistics
     started = time.perf_counter() - (history["seconds"][-1] if history["seconds"] else 0.0)
     end = config.steps if stop_at is None else min(stop_at, config.steps)
     bar = tqdm(range(start, end), initial=start, total=config.steps,
@@ -451,26 +523,36 @@ def train_stage2(
         targets = torch.Generator().manual_seed(int(rng.integers(2**62)))
 
         fake = recompose(unpaired_low)
-        # discriminator step (LSGAN on the sigmoid output)
         real = torch.cat((high, good))
-        # the soft labels of the global batch (high and good, then fake), this process's share of each
-        real_target = uniform_targets(2 * config.batch_size, *REAL_TARGETS, generator=targets)
-        fake_target = uniform_targets(config.batch_size, *FAKE_TARGETS, generator=targets)
-        real_target = torch.cat([distributed.shard(t) for t in real_target.chunk(2)]).to(device)
-        fake_target = distributed.shard(fake_target).to(device)
-        loss_d = lsgan_loss(discriminator_net(real), real_target) + lsgan_loss(discriminator_net(fake.detach()), fake_target)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        if pretrained:  # the frozen critic: nothing to train; its scores and its own loss are recorded
+            with torch.no_grad():
+                score_real = discriminator(real)
+            score_fake = discriminator(fake)  # the recomposer's gradient flows through it
+            loss_d = -(torch.log(score_real.clamp_min(1e-6)).mean()
+                       + torch.log((1 - score_fake.detach()).clamp_min(1e-6)).mean())
+            loss_adv = -torch.log(score_fake.clamp_min(1e-6)).mean()  # the paper's L_quality = -log D
+        else:
+            # discriminator step (LSGAN on the sigmoid output)
+            # the soft labels of the global batch (high and good, then fake), this process's share of each
+            real_target = uniform_targets(2 * config.batch_size, *REAL_TARGETS, generator=targets)
+            fake_target = uniform_targets(config.batch_size, *FAKE_TARGETS, generator=targets)
+            real_target = torch.cat([distributed.shard(t) for t in real_target.chunk(2)]).to(device)
+            fake_target = distributed.shard(fake_target).to(device)
+            score_real, score_fake = discriminator_net(real), discriminator_net(fake.detach())
+            loss_d = lsgan_loss(score_real, real_target) + lsgan_loss(score_fake, fake_target)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            loss_adv = lsgan_loss(discriminator(fake), 1.0)
 
         # recomposer step
         output = recompose(low)
         loss_ssim = -ssim(output, high)
         loss_perc = perceptual(output, high) if perceptual is not None else output.new_zeros(())
-        loss_adv = lsgan_loss(discriminator(fake), 1.0)
         loss = config.perceptual_weight * loss_perc + config.ssim_weight * loss_ssim + config.adv_weight * loss_adv
-        logged = dict(zip(("loss", "loss_d", "loss_adv", "loss_perceptual", "loss_ssim"), distributed.mean(
-            torch.stack((loss, loss_d, loss_adv, loss_perc, loss_ssim)).detach()).tolist()))  # of the global batch
+        logged = dict(zip(("loss", "loss_d", "loss_adv", "loss_perceptual", "loss_ssim", "d_real", "d_fake"),
+                          distributed.mean(torch.stack((loss, loss_d, loss_adv, loss_perc, loss_ssim, score_real.mean(),
+                                                        score_fake.mean())).detach()).tolist()))  # of the global batch
         check_finite(logged["loss"], step, last_saved)
         check_finite(logged["loss_d"], step, last_saved)
         opt_r.zero_grad(set_to_none=True)

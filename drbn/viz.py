@@ -1234,4 +1234,43 @@ def plot_ladder(rungs: Sequence[tuple[float, Sequence[dict]]], variants: Sequenc
     axes[0, -1].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+
+
+# ----------------------------------------------------------------------------- the semi-supervised picture
+def plot_semi_supervised() -> Figure:
+    """Which data each stage sees: **paired** LOL (a low-light y with its target x) trains
+    stage 1 and gives stage 2 its fidelity terms (−SSIM and the perceptual loss against x);
+    **unpaired** low-light photos (no target) and unpaired high-quality photos meet only in
+    the adversarial term, through the quality discriminator D. Stage 1 is frozen in stage 2,
+    so what the unpaired half can change is only how its three bands are weighted
+    (x̂_F = w1 ⊙ Δ̂_s1 + w2 ⊙ Δ̂_s2 + w3 ⊙ Δ̂_s3): the **semi-supervised** bridge.
+
+    Introduced in notebooks/03_band_recomposition.
+    """
+    fig = Figure(figsize=(9.5, 4.4), layout="constrained")
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.set_xlim(-0.2, 12.6)
+    ax.set_ylim(-0.35, 5.75)
+    paired, unpaired, model, loss = "#cfe2f3", "#fce5cd", "#d9ead3", "#f4cccc"
+    _box(ax, 1.25, 4.3, 2.5, 1.0, "PAIRED: LOL\nlow-light y with its\nnormal-light target x", paired)
+    _box(ax, 1.25, 2.3, 2.5, 1.0, "UNPAIRED low-light photos y′\n(no target; DICM, LIME:\ntrain part only)", unpaired)
+    _box(ax, 1.25, 0.4, 2.5, 0.9, "UNPAIRED high-quality photos\n(Kodak24 for AVA; train part)", unpaired)
+    _box(ax, 4.6, 4.3, 2.2, 1.0, "stage 1: DRBN\ntrained on pairs: −SSIM\n(frozen in stage 2)", model)
+    _box(ax, 4.6, 2.3, 2.0, 0.8, "bands Δ̂_s1, Δ̂_s2, Δ̂_s3\n(fixed by stage 1)", "white")
+    _box(ax, 7.6, 2.3, 2.3, 1.0, "recomposer (stage 2)\nx̂_F = Σ wᵢ ⊙ Δ̂ᵢ\nonly the weights learn", model)
+    _box(ax, 7.6, 0.4, 2.3, 0.9, "quality discriminator D\nreal: x, HQ photos\nfake: x̂_F of y′", model)
+    _box(ax, 11.0, 4.3, 2.8, 1.0, "fidelity (paired):\n−SSIM(x̂_F, x) + perceptual\nstage 1 alone: −SSIM(x̂, x)", loss)
+    _box(ax, 11.0, 0.4, 2.8, 0.9, "quality (unpaired):\nλ_adv · (D(x̂_F of y′) − 1)²", loss)
+    _arrow(ax, (2.5, 4.3), (3.5, 4.3), text="y")
+    _arrow(ax, (2.5, 2.45), (3.5, 4.0), text="y′", ls="--", text_offset=(-0.15, 0.1))
+    _arrow(ax, (4.6, 3.8), (4.6, 2.7))
+    _arrow(ax, (5.6, 2.3), (6.45, 2.3))
+    _arrow(ax, (8.75, 2.6), (9.6, 4.0), text="x̂_F of y", text_offset=(-0.35, 0.1))
+    _arrow(ax, (1.25, 4.8), (11.0, 4.8), text="target x (paired only)", rad=-0.08, text_offset=(0.0, 0.42))
+    _arrow(ax, (7.6, 1.8), (7.6, 0.85), text="x̂_F of y′", ls="--", text_offset=(0.5, 0.0))
+    _arrow(ax, (2.5, 0.4), (6.45, 0.4), text="real", ls="--")
+    _arrow(ax, (8.75, 0.4), (9.6, 0.4), ls="--")
+    ax.text(6.0, -0.3, "solid: paired data (supervised)   dashed: unpaired data (adversarial)   "
+            "semi-supervised = both", ha="center", va="center", fontsize=7, color="0.3")
     return fig

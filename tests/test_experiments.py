@@ -258,7 +258,7 @@ def test_missing_weights_rows_say_how_to_get_them(tmp_path, tiny_lol, monkeypatc
     rows = run_experiments([], TINY, tiny_lol, tmp_path, progress=False)
     by = {r["variant"]: r for r in rows}
     assert list(by) == ["input (no enhancement)", "HE", "CLAHE", "gamma", "Zero-DCE (released weights)",
-                        "DRBN, released stage 1", "DRBN, released stage 1 + recomposer",
+                        "DRBN, released stage 1", "DRBN, released stage 1 + other-datasets recomposer",
                         "DRBN, as reported in the paper"]
     assert "fetch-weights" in by["DRBN, released stage 1"]["notes"] and by["DRBN, released stage 1"].get("psnr") is None
     assert by["gamma"]["parameters"] == 1 and by["input (no enhancement)"]["psnr"] < by["gamma"]["psnr"]
