@@ -59,3 +59,24 @@ def verdicts(rungs: Sequence[tuple[int, Sequence[dict]]], keys: Sequence[str] = 
                 found.append({"budget": budget, "claim": claim, "better": better, "other": other,
                               **{key: verdict(rows, better, other, key) for key in keys}})
     return found
+
+
+def verdict_table(rungs: Sequence[tuple[int, Sequence[dict]]]) -> str:
+    """The verdicts as a markdown table: per budget and claim, each metric's Δ (combined seed
+    spread) and its word, and the seeds on each side."""
+    lines = ["| budget | claim | PSNR Δ (spread) | PSNR verdict | SSIM Δ (spread) | SSIM verdict | seeds |",
+             "|---|---|---|---|---|---|---|"]
+    for v in verdicts(rungs):
+        cells = []
+        for key, digits in (("psnr", 2), ("ssim", 3)):
+            spread = "—" if v[key]["spread"] is None else f"{v[key]['spread']:.{digits}f}"
+            cells += [f"{v[key]['delta']:+.{digits}f} ({spread})", v[key]["word"]]
+        seeds = " vs ".join(str(s) for s in v["psnr"]["seeds"])
+        lines.append(f"| {v['budget']}x | {v['claim']} ({v['better']} vs {v['other']}) | {' | '.join(cells)} | {seeds} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m drbn.ladder results/ladder: the verdict table of a ladder
+    import sys
+
+    print(verdict_table(read_ladder(sys.argv[1] if len(sys.argv) > 1 else "results/ladder")))

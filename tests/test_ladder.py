@@ -61,3 +61,10 @@ def test_extrapolation_follows_a_log_line_and_says_when_it_does_not_rise(tmp_pat
     viz.plot_quality_vs_compute(curve["points"], {"label": "released", "psnr": 18.8, "ssim": 0.83}, budget_step=1200)
     with pytest.raises(DRBNError, match="no curve at"):
         read_curve(tmp_path / "absent.json")
+
+
+def test_the_verdict_table_has_one_line_per_claim_and_budget():
+    rows = [row("RBL-v1", 18.0, 0.2, 0.76, 0.01), row("RBL-v2", 17.0, 0.2, 0.77, 0.01)]
+    from drbn.ladder import verdict_table
+    table = verdict_table([(1, rows), (4, rows)]).splitlines()
+    assert len(table) == 2 + 2 and "| 4x | the multi-scale band loss helps (RBL-v2 vs RBL-v1) | -1.00 (0.28) | contradicted" in table[-1]
