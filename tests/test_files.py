@@ -556,3 +556,27 @@ def test_item6_a_16_bit_colour_png_keeps_its_precision(tmp_path, channels):
     png16(tmp_path / "deep.png", pixels, filters=[0, 1, 2, 3, 4])
     image = read_image(tmp_path / "deep.png")
     np.testing.assert_array_equal(np.rint(image * 65535).astype(np.uint16), pixels[..., :3])
+
+
+@pytest.mark.slow
+def test_item6_after_ctrl_c_reproduce_returns_only_once_its_kernels_are_gone(tmp_path, monkeypatch):
+    # before: the kernels ran on for up to 20 s after the command had exited
+    psutil = pytest.importorskip("psutil")
+    from drbn import reproduce
+    kernel = subprocess.Popen([sys.executable, "-c", "import signal, time\n"
+                               "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)"])  # ignores SIGTERM
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduce, "run_notebook", interrupted)
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    import nbformat
+    nbformat.write(nbformat.v4.new_notebook(), notebooks / "00_x.ipynb")
+    real_stop = reproduce.stop_children
+    monkeypatch.setattr(reproduce, "stop_children", lambda grace=5.0: real_stop(grace=0.5))  # SIGKILL sooner
+    with pytest.raises(KeyboardInterrupt):
+        reproduce.run("smoke", params={}, out=tmp_path / "out", notebooks=notebooks)
+    assert not psutil.pid_exists(kernel.pid) or psutil.Process(kernel.pid).status() == psutil.STATUS_ZOMBIE
+    kernel.wait()
