@@ -337,7 +337,8 @@ def write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> P
     return write_file(path, lambda f: f.write(text.encode("utf-8")), overwrite)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON encoder's fallback: numpy and torch scalars as numbers, paths as text."""
     if hasattr(value, "item") and callable(value.item):  # numpy and torch scalars
         return value.item()
     if isinstance(value, Path):
@@ -347,7 +348,7 @@ def _plain(value: Any) -> Any:
 
 def write_json(path: str | os.PathLike, payload: Any, overwrite: bool = False) -> Path:
     """``payload`` as indented JSON (numpy/torch scalars as numbers, paths as text)."""
-    return write_text(path, json.dumps(payload, indent=1, default=_plain) + "\n", overwrite)
+    return write_text(path, json.dumps(payload, indent=1, default=plain) + "\n", overwrite)
 
 
 def write_image(path: str | os.PathLike, image: Any, overwrite: bool = False) -> Path:

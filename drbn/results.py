@@ -110,17 +110,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return files.write_text(path, text)
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item") and callable(value.item):  # numpy and torch scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists), so keys compare equal."""
-    return json.loads(json.dumps(value, default=_plain))
+    return json.loads(json.dumps(value, default=files.plain))
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> Path:
