@@ -4,6 +4,11 @@ an error or "Error displaying widget", and moving a band slider changes the imag
 
 Skips with its reason where Chromium, chromedriver, selenium or JupyterLab is missing
 (Debian: ``apt-get install chromium chromium-driver``; ``pip install -e ".[dev]"``).
+
+Not in the default run (``addopts`` in pyproject.toml): ``python -m pytest -m browser``.
+It is not yet reliable: of its runs on a 2-core machine it passed two; the others failed
+on a lost Run All click (now retried), a JupyterLab dialog that intercepted the menu
+click, and a slider drag that did not register.
 """
 from __future__ import annotations
 
@@ -167,12 +172,27 @@ def prompts(driver) -> list[str]:
         "return Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'), e => e.textContent.trim())")
 
 
-def run_all(driver) -> None:
-    """Run > Run All Cells, through the menu bar as a student would."""
-    menu = next(item for item in driver.find_elements("css selector", ".lm-MenuBar-item") if item.text.strip() == "Run")
-    menu.click()
-    wait_for(driver, lambda d: d.find_elements("css selector", '[data-command="runmenu:run-all"]'), 10,
-             "the Run menu")[0].click()
+def run_all(driver, tries: int = 3) -> None:
+    """Run > Run All Cells, through the menu bar as a student would, until a cell starts: the
+    command acts on the active notebook, and a click that lands while JupyterLab is still
+    attaching cells can be lost, so the notebook is clicked first and the menu tried again."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for _ in range(tries):
+        try:  # JupyterLab re-renders while it attaches cells: an element found can go stale
+            driver.execute_script("const c = document.querySelector('.jp-Notebook .jp-Cell'); if (c) c.click();")
+            menu = next(item for item in driver.find_elements("css selector", ".lm-MenuBar-item")
+                        if item.text.strip() == "Run")
+            menu.click()
+            wait_for(driver, lambda d: d.find_elements("css selector", '[data-command="runmenu:run-all"]'), 10,
+                     "the Run menu")[0].click()
+            WebDriverWait(driver, 20, poll_frequency=0.5).until(
+                lambda d: any("*" in p or p[1:-2].strip().isdigit() for p in prompts(d) if p))
+            return
+        except (StaleElementReferenceException, TimeoutException):
+            continue
+    pytest.fail(f"Run All started no cell in {tries} tries; prompts {prompts(driver)}, kernel {kernel_status(driver)!r}")
 
 
 def kernel_status(driver) -> str:
@@ -246,7 +266,6 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         wait_for(driver, lambda d: kernel_status(d) == "idle", 60, "the kernel to start")
         phase("notebook open, kernel idle")
         run_all(driver)
-        wait_for(driver, lambda d: any("*" in p for p in prompts(d)) or finished(d), 30, "Run All to start")
         settled = []  # finished at three polls in a row: the kernel idles for a moment between cells
         # JupyterLab attaches cells progressively: Run All is judged on the prompts of all of them
         wait_for(driver, lambda d: settled.append(finished(d) and len(prompts(d)) >= code_cells)
@@ -262,6 +281,9 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         handle = slider.find_element("css selector", ".noUi-handle")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
         ActionChains(driver).click_and_hold(handle).move_by_offset(-40, 0).release().perform()
+        if readout.text == before_value:  # a drag can land before the slider is laid out: the keyboard then
+            from selenium.webdriver.common.keys import Keys
+            ActionChains(driver).click(handle).send_keys(Keys.ARROW_LEFT * 4).perform()
         wait_for(driver, lambda d: readout.text != before_value, 10, f"the {label!r} slider to move")
         wait_for(driver, lambda d: shown_image(slider) not in ("", before_image), 60,
                  f"the image to change after {label!r} moved from {before_value} to {readout.text}")
