@@ -1234,6 +1234,7 @@ def plot_ladder(rungs: Sequence[tuple[float, Sequence[dict]]], variants: Sequenc
     axes[0, -1].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
 
 
 # ----------------------------------------------------------------------------- the semi-supervised picture

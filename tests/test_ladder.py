@@ -42,7 +42,7 @@ def test_read_ladder_finds_the_rungs_present(tmp_path):
     assert [(k, rows[0]["psnr"]) for k, rows in read_ladder(tmp_path)] == [(1, 18.0), (4, 18.5)]
     with pytest.raises(DRBNError, match="no ladder in"):
         read_ladder(tmp_path / "none")
-    viz.plot_ladder(read_ladder(tmp_path), ["RBL-v1"])  # draws without error
+    assert viz.plot_ladder(read_ladder(tmp_path), ["RBL-v1"]).axes  # draws a figure
 
 
 def test_extrapolation_follows_a_log_line_and_says_when_it_does_not_rise(tmp_path):
@@ -59,7 +59,7 @@ def test_extrapolation_follows_a_log_line_and_says_when_it_does_not_rise(tmp_pat
                                                 test_psnr=18, test_ssim=p["test_ssim"]) for p in points[::-1]]}))
     curve = read_curve(path)
     assert [p["step"] for p in curve["points"]] == [1000, 2000, 4000, 8000]
-    viz.plot_quality_vs_compute(curve["points"], {"label": "released", "psnr": 18.8, "ssim": 0.83}, budget_step=1200)
+    assert viz.plot_quality_vs_compute(curve["points"], {"label": "released", "psnr": 18.8, "ssim": 0.83}, budget_step=1200).axes
     with pytest.raises(DRBNError, match="no curve at"):
         read_curve(tmp_path / "absent.json")
 
