@@ -1226,6 +1226,7 @@ def plot_ladder(rungs: Sequence[tuple[float, Sequence[dict]]], variants: Sequenc
             if xs:
                 ax.errorbar(xs, ys, yerr=errs, fmt="o-", ms=4, capsize=3, color=f"C{i}", label=name)
         ax.set_xscale("log")
+        ax.minorticks_off()  # only the rungs are labelled
         budgets = [b for b, _ in rungs]
         ax.set_xticks(budgets, [f"{b:g}x" for b in budgets])
         ax.set_xlabel("budget (x the cpu-ablation steps)")
