@@ -233,5 +233,23 @@ class DRBN(nn.Module):
         return self.train().to(memory_format=torch.channels_last)
 
 
+def zero_band_heads(model: DRBN) -> DRBN:
+    """Start the last convolution of every band head (weights and bias) at 0; returns ``model``.
+
+    With PyTorch's default initialisation x̂ starts as a random function of y whose sign
+    differs per channel. SSIM's structure term deepens whichever correlation with x a channel
+    starts with, so a channel that starts anti-correlated can stay in the negated optimum of
+    -SSIM (``drbn.train.negated_channels``). From x̂ = 0 every channel starts with no
+    correlation of either sign: the luminance term first lifts the output, and the structure
+    term grows the correlation from zero. The released code uses the default start; the
+    network and its loss are unchanged (results/ladder/negation/ counts runs of each start).
+    """
+    for unit in model.units:
+        for head in (unit.head_full, unit.head_half, unit.head_quarter):
+            nn.init.zeros_(head[-1].weight)
+            nn.init.zeros_(head[-1].bias)
+    return model
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

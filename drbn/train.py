@@ -34,7 +34,7 @@ from .losses import (
     FAKE_TARGETS, REAL_TARGETS, BandLoss, VGGPerceptualLoss, find_vgg16_weights, lsgan_loss,
     ssim, uniform_targets,
 )
-from .model import DRBN, DRBNConfig
+from .model import DRBN, DRBNConfig, zero_band_heads
 from .recompose import Recomposer, RecomposerConfig, decompose
 from .runs import check_settings, continued_config
 
@@ -63,6 +63,7 @@ class Stage1Config:
     holdout_every: int = 10  # every 10th training pair validates instead of training; never the test split
     channels_last: bool = True  # fastest convolution layout on CPU
     precision: str = "fp32"  # "bf16": the forward pass under bf16 autocast (loss, weights, Adam stay fp32)
+    head_init: str = "default"  # "zero": band heads start at 0 (drbn.model.zero_band_heads), never negated
     model: DRBNConfig = field(default_factory=DRBNConfig)
 
 
@@ -100,6 +101,7 @@ def learning_rate(step: int, base: float, steps: int, halve_at: float,
 
 SCHEDULES = ("halve", "cosine")
 PRECISIONS = ("fp32", "bf16")
+HEAD_INITS = ("default", "zero")  # PyTorch's initialisation as released, or zero_band_heads
 
 
 def forward_in(precision: str, net: torch.nn.Module, low: torch.Tensor):
@@ -211,6 +213,8 @@ def train_stage1(
     check_settings(config)  # a NaN setting is refused here, never reported as divergence
     if config.precision not in PRECISIONS:
         raise DRBNError(f"unknown precision {config.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    if config.head_init not in HEAD_INITS:
+        raise DRBNError(f"unknown head_init {config.head_init!r}; choose one of {', '.join(HEAD_INITS)}.")
     if resume is not None:  # continue the saved run: only ``steps`` may differ from it
         payload = check_kind(read_weights_file(resume), STAGE1, resume)
         config = continued_config(config_from_dict(Stage1Config, payload["train_config"]), config,
@@ -218,6 +222,8 @@ def train_stage1(
     distributed.check_batch(config.batch_size)
     torch.manual_seed(config.seed)
     model = DRBN(config.model)
+    if config.head_init == "zero":
+        zero_band_heads(model)
     if payload is not None:
         load_state_strict(model, payload["model"], str(resume))
     model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)

@@ -1,11 +1,13 @@
-"""How often a DRBN T=4 run starts in the negated optimum of -SSIM, by learning-rate recipe.
+"""How often a DRBN T=4 run falls into the negated optimum of -SSIM, by recipe.
 
-For each seed and recipe: train NEGATION_CHECK_STEPS steps (the ablation runner's check
-point) and ask drbn.train.negated_channels which output channels are anti-correlated with
-their target on the first training pair, before training (step 0) and at the check.
-Writes a JSON table beside the printed one.
+For each recipe and seed: train NEGATION_CHECK_STEPS steps (the ablation runner's check
+point), then on to ``--until`` steps of the same run, and ask drbn.train.negated_channels
+which output channels are anti-correlated with their target on the first training pair:
+before training (step 0), at the check and at the end. Writes a JSON table (one file per
+call, so recipes can run side by side on separate cores).
 
-    python results/negation_check.py --data ../shared/data/LOL --seeds 0-9 --out results/ladder/negation.json
+    python results/negation_check.py --data ../shared/data/LOL --seeds 0-7 \\
+        --recipes bf16-default --out results/ladder/negation/bf16-default.json
 """
 from __future__ import annotations
 
@@ -16,53 +18,65 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
 from drbn import data as datasets
 from drbn.experiments import NEGATION_CHECK_STEPS, REFERENCE, ablation_preset, stage1_config
-from drbn.model import DRBN
+from drbn.model import DRBN, zero_band_heads
 from drbn.results import write_text_atomic
 from drbn.train import negated_channels, train_stage1
 
-# name -> (ablation preset, overrides): the old ablation budget's schedule and the cpu recipe's
+# key -> (label, ablation preset, stage-1 overrides); the ladder-1x run length (500 steps)
 RECIPES = {
-    "released schedule at 5e-4, no warm-up (cpu-ablation)": ("cpu-ablation", {}),
-    "cosine from 3e-4, 5% warm-up (the cpu recipe)": ("cpu-ablation", dict(lr=3e-4 / 5, schedule="cosine", warmup=0.05)),
+    "bf16-default": ("ladder recipe (cosine from 3e-4, 5% warm-up), bf16, PyTorch's default start",
+                     "ladder-1x", dict(head_init="default")),
+    "fp32-default": ("ladder recipe, fp32, PyTorch's default start", "ladder-1x",
+                     dict(head_init="default", precision="fp32")),
+    "bf16-zero": ("ladder recipe, bf16, band heads started at 0 (the ladder as run)", "ladder-1x", {}),
+    "released-schedule": ("cpu-ablation: released schedule at 5e-4, no warm-up, fp32, default start",
+                          "cpu-ablation", {}),
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True)
-    parser.add_argument("--seeds", default="0-9", help="a range A-B (inclusive)")
-    parser.add_argument("--steps", type=int, default=500, help="the run length whose schedule is followed")
+    parser.add_argument("--seeds", default="0-7", help="a range A-B (inclusive)")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--until", type=int, default=250, help="the last step checked (the schedule is the preset's)")
     parser.add_argument("--out", required=True, help="JSON file")
     args = parser.parse_args(argv)
     first, last = (int(s) for s in args.seeds.split("-"))
     pair = datasets.load_pairs(args.data, "train")[0]  # the pair the ablation runner checks
     rows = []
-    for name, (preset, overrides) in RECIPES.items():
+    for key in args.recipes:
+        label, preset, overrides = RECIPES[key]
         p = ablation_preset(preset)
-        p = replace(p, stage1={**p.stage1, "steps": args.steps, **overrides})
+        p = replace(p, stage1={**p.stage1, **overrides})
         for seed in range(first, last + 1):
             config = stage1_config(REFERENCE, p, args.data, seed)
-            torch.manual_seed(seed)
-            at_start = negated_channels(DRBN(config.model).eval(), pair)
+            torch.manual_seed(seed)  # the start train_stage1 builds
+            start = DRBN(config.model)
+            at_start = negated_channels((zero_band_heads(start) if config.head_init == "zero" else start).eval(), pair)
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
-                model = train_stage1(config, folder, progress=False, stop_at=NEGATION_CHECK_STEPS, device="cpu").model
-            rows.append({"recipe": name, "seed": seed, "negated_at_step_0": at_start,
-                         f"negated_at_step_{NEGATION_CHECK_STEPS}": negated_channels(model, pair),
-                         "seconds": round(time.perf_counter() - started, 1)})
+                run = train_stage1(config, folder, progress=False, stop_at=NEGATION_CHECK_STEPS, device="cpu")
+                at_check = negated_channels(run.model, pair)
+                run = train_stage1(config, folder, resume=run.checkpoint, progress=False, stop_at=args.until,
+                                   device="cpu")
+                at_end = negated_channels(run.model, pair)
+            rows.append({"recipe": key, "seed": seed, "negated_at_step_0": at_start,
+                         f"negated_at_step_{NEGATION_CHECK_STEPS}": at_check,
+                         f"negated_at_step_{args.until}": at_end, "seconds": round(time.perf_counter() - started, 1)})
             print(rows[-1], flush=True)
-    summary = {name: sum(bool(r[f"negated_at_step_{NEGATION_CHECK_STEPS}"]) for r in rows if r["recipe"] == name)
-               for name in RECIPES}
+    summary = {key: {f"step_{s}": sum(bool(r[f"negated_at_step_{s}"]) for r in rows if r["recipe"] == key)
+                     for s in (0, NEGATION_CHECK_STEPS, args.until)} for key in args.recipes}
     write_text_atomic(args.out, json.dumps({
         "command": " ".join(["python", *sys.argv]), "data": args.data, "date": dt.date.today().isoformat(),
         "machine": f"{torch.get_num_threads()} thread(s)", "torch": torch.__version__,
-        "negated_runs_per_recipe": summary, "seeds": [first, last], "rows": rows}, indent=1))
+        "recipes": {key: RECIPES[key][0] for key in args.recipes},
+        "runs_negated": summary, "seeds": [first, last], "rows": rows}, indent=1))
     print(summary)
 
 
