@@ -952,7 +952,7 @@ def plot_architecture(config: DRBNConfig | None = None) -> Figure:
     config = config or DRBNConfig()
     width, growth, T = config.width, config.growth, config.recursions
     wide = 2 * width
-    fig = Figure(figsize=(11.5, 6.8), layout="constrained")
+    fig = Figure(figsize=(COLUMN_WIDTH, 5.9), dpi=NOTEBOOK_DPI, layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=(2.7, 1.0))
     for ax in (top, bottom):
         ax.set_axis_off()
@@ -965,7 +965,8 @@ def plot_architecture(config: DRBNConfig | None = None) -> Figure:
     ax.set_ylim(-0.1, 5.4)
     rows = {"full": 4.3, "half": 2.4, "quarter": 0.5}
     y_full, y_half, y_quarter = rows.values()
-    source = "cat(x̂^(t-1)_full, y)" if config.recursive_input else "cat(x̂^(t-1), x̂^(t-1))"
+    source = (r"cat($\hat{x}^{t-1}_{\mathrm{full}}$, y)" if config.recursive_input
+              else r"cat($\hat{x}^{t-1}$, $\hat{x}^{t-1}$)")
     _box(ax, 0.35, y_full, 1.3, 0.75, f"input, 6 ch\ncat(y, y) at t = 1\n{source}", "white", fontsize=6.5)
     _box(ax, 2.0, y_full, 1.2, 0.6, f"2 × conv3x3\n+ReLU → {width}", enc)
     _box(ax, 3.6, y_full, 1.0, 0.6, f"RDB({width},{growth})", enc)
@@ -981,30 +982,32 @@ def plot_architecture(config: DRBNConfig | None = None) -> Figure:
     _arrow(ax, (6.25, y_quarter + 0.2), (7.45, y_half - 0.3), text="deconv ×2", text_offset=(0.45, -0.05))
     _arrow(ax, (7.6, y_half + 0.3), (7.6, y_full - 0.3), text="deconv ×2", text_offset=(0.45, 0))
     _arrow(ax, (2.0, y_full + 0.3), (8.4, y_full + 0.15), colour="0.5", ls="--", rad=-0.18,
-           text="skips: + e0 + e_full", text_offset=(0, 0.85))
-    _arrow(ax, (4.1, y_half), (7.1, y_half), colour="0.5", ls="--", text="skip: + e_half", text_offset=(0, 0.15))
+           text=r"skips: + $e_0$ + $e_{\mathrm{full}}$", text_offset=(0, 0.85))
+    # e_half joins after the decoder block: f_half = e_half + RDB(up(f_quarter))
+    _arrow(ax, (4.1, y_half - 0.1), (8.78, y_half - 0.1), colour="0.5", ls="--", rad=0.28,
+           text=r"skip: + $e_{\mathrm{half}}$", text_offset=(-1.3, 0.0))
     for scale, y in rows.items():  # the features f, where feature residual learning adds f^(t-1)
         _plus(ax, 8.9, y, feat)
-        ax.text(8.9, y - 0.32, f"f_{scale}", ha="center", va="top", fontsize=7)
+        ax.text(8.9, y - 0.32, rf"$f_{{\mathrm{{{scale}}}}}$", ha="center", va="top", fontsize=7.5)
         if config.feature_residuals:
             _arrow(ax, (8.9, y + 0.75), (8.9, y + 0.16), colour="C2")
-            ax.text(9.0, y + 0.6, f"+ f^(t-1)_{scale}", ha="left", va="center", fontsize=6.5, color="C2")
+            ax.text(9.0, y + 0.6, rf"+ $f^{{t-1}}_{{\mathrm{{{scale}}}}}$", ha="left", va="center", fontsize=7, color="C2")
     _arrow(ax, (8.1, y_full), (8.74, y_full))
     _arrow(ax, (8.1, y_half), (8.74, y_half))
     _arrow(ax, (6.25, y_quarter), (8.74, y_quarter))
     for scale, y in rows.items():  # heads, and the coarse-to-fine addition
-        _box(ax, 10.5, y, 1.2, 0.55, "head: 2 × conv3x3\n→ 3 ch", head, fontsize=6.5)
-        _arrow(ax, (9.05, y), (9.9, y))
+        _box(ax, 10.5, y, 1.4, 0.55, "head: 2 × conv3x3\n→ 3 ch", head, fontsize=6.5)
+        _arrow(ax, (9.05, y), (9.8, y))
         if scale != "quarter":
             _plus(ax, 11.8, y)
-            _arrow(ax, (11.1, y), (11.65, y))
+            _arrow(ax, (11.2, y), (11.65, y))
         size = {"full": "H × W", "half": "H/2 × W/2", "quarter": "H/4 × W/4"}[scale]
-        _arrow(ax, (11.95 if scale != "quarter" else 11.1, y), (12.9, y))
-        ax.text(13.0, y, f"x̂_{scale}\n{size}", ha="left", va="center", fontsize=7.5)
+        _arrow(ax, (11.95 if scale != "quarter" else 11.2, y), (12.9, y))
+        ax.text(13.0, y, rf"$\hat{{x}}_{{\mathrm{{{scale}}}}}$" + f"\n{size}", ha="left", va="center", fontsize=7.5)
         ax.text(-0.55, y - 0.55, scale, ha="left", va="center", fontsize=7, color="0.45", style="italic")
     _arrow(ax, (12.3, y_quarter + 0.05), (11.85, y_half - 0.15), colour="C3", text="up2", text_offset=(0.35, 0))
     _arrow(ax, (12.3, y_half + 0.05), (11.85, y_full - 0.15), colour="C3", text="up2", text_offset=(0.35, 0))
-    ax.set_title("one recursion: a band-learning unit (U-Net), outputs added coarse to fine", fontsize=10)
+    ax.set_title("one recursion: a band-learning unit (U-Net), outputs added coarse to fine", fontsize=9.5)
 
     # the T recursions (at most five drawn)
     ax = bottom
@@ -1023,9 +1026,9 @@ def plot_architecture(config: DRBNConfig | None = None) -> Figure:
         if i + 1 < len(shown):
             end = xs[i + 1] - (0.7 if shown[i + 1] else 0.25)
             start = x + 0.7 if t is not None else x + 0.25
-            _arrow(ax, (start, 1.25), (end, 1.25), text="x̂^t_full", text_offset=(0, 0.15))
+            _arrow(ax, (start, 1.25), (end, 1.25), text=r"$\hat{x}^t_{\mathrm{full}}$", text_offset=(0, 0.17))
             if config.feature_residuals:
-                _arrow(ax, (start, 0.95), (end, 0.95), colour="C2", text="f^t", text_offset=(0, -0.17))
+                _arrow(ax, (start, 0.95), (end, 0.95), colour="C2", text="$f^t$", text_offset=(0, -0.19))
     for i, (x, t) in enumerate(zip(xs, shown)):  # arrows out of the "…" column
         if t is None and i + 1 < len(shown):
             _arrow(ax, (x + 0.25, 1.25), (xs[i + 1] - 0.7, 1.25))
@@ -1033,11 +1036,12 @@ def plot_architecture(config: DRBNConfig | None = None) -> Figure:
                 _arrow(ax, (x + 0.25, 0.95), (xs[i + 1] - 0.7, 0.95), colour="C2")
     ax.plot([0.45, (xs[-1] if config.recursive_input else xs[0]) - 0.4], [0.1, 0.1], color="0.35", lw=1.0)
     _box(ax, xs[-1] + 2.0, 1.1, 1.5, 0.9,
-         "loss on unit T only:\n−SSIM(x̂_full, x)\n−SSIM(x̂_half, x↓2)\n−SSIM(x̂_quarter, x↓4)", head, fontsize=6.5)
+         r"loss on unit T only:" "\n" r"$-$SSIM($\hat{x}_{\mathrm{full}}$, x)" "\n" r"$-$SSIM($\hat{x}_{\mathrm{half}}$, x$\downarrow$2)"
+         "\n" r"$-$SSIM($\hat{x}_{\mathrm{quarter}}$, x$\downarrow$4)", head, fontsize=6.5)
     _arrow(ax, (xs[-1] + 0.7, 1.1), (xs[-1] + 1.25, 1.1))
     ax.set_title(f"T = {T} recursions: unit t > 1 sees {source}"
-                 + (" and adds the features f^(t-1) of unit t-1" if config.feature_residuals else ""),
-                 fontsize=10)
+                 + (" and adds the features $f^{t-1}$ of unit t-1" if config.feature_residuals else ""),
+                 fontsize=9.5)
     return fig
 
 

@@ -2,6 +2,8 @@
 -SSIM, and the training curves' step and minute axes."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -20,21 +22,25 @@ def texts(fig) -> str:
 def test_architecture_follows_the_configuration(tmp_path):
     released = viz.plot_architecture()
     drawn = texts(released)
-    assert "T = 4 recursions" in drawn and "cat(x̂^(t-1)_full, y)" in drawn
-    assert "f^(t-1)" in drawn and "RDB(16,8)" in drawn and "2 × RDB(32,16)" in drawn
-    assert all(f"x̂_{scale}" in drawn for scale in ("full", "half", "quarter"))
+    assert "T = 4 recursions" in drawn and r"cat($\hat{x}^{t-1}_{\mathrm{full}}$, y)" in drawn
+    assert "$f^{t-1}" in drawn and "RDB(16,8)" in drawn and "2 × RDB(32,16)" in drawn
+    assert all(rf"$\hat{{x}}_{{\mathrm{{{scale}}}}}$" in drawn for scale in ("full", "half", "quarter"))
     assert drawn.count("up2") == 2  # coarse-to-fine: quarter -> half -> full
 
     # RBL-v3-like: no feature residuals and no recursive input; long chains are shortened
     bare = texts(viz.plot_architecture(DRBNConfig(recursions=7, feature_residuals=False, recursive_input=False,
                                                   width=8, growth=4)))
-    assert "f^(t-1)" not in bare and "f^t" not in bare
-    assert "cat(x̂^(t-1), x̂^(t-1))" in bare and "T = 7 recursions" in bare and "…" in bare
+    assert "f^{t-1}" not in bare and "f^t" not in bare
+    assert r"cat($\hat{x}^{t-1}$, $\hat{x}^{t-1}$)" in bare and "T = 7 recursions" in bare and "…" in bare
     assert "RDB(8,4)" in bare and "unit t = 7" in bare and "unit t = 4" not in bare
 
     path = viz.save_figure(released, tmp_path, "architecture")
     with Image.open(path) as image:
         assert image.format == "PNG" and min(image.size) > 300
+    from IPython.core.pylabtools import print_figure  # as the notebook shows it: a column wide
+
+    with Image.open(io.BytesIO(print_figure(released, "png"))) as shown:
+        assert shown.size[0] <= 960, shown.size
 
 
 def test_negated_optimum_curves_are_ssim_along_the_line():
