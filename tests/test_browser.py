@@ -5,10 +5,14 @@ an error or "Error displaying widget", and moving a band slider changes the imag
 Skips with its reason where Chromium, chromedriver, selenium or JupyterLab is missing
 (Debian: ``apt-get install chromium chromium-driver``; ``pip install -e ".[dev]"``).
 
-Not in the default run (``addopts`` in pyproject.toml): ``python -m pytest -m browser``.
-It is not yet reliable: of its runs on a 2-core machine it passed two; the others failed
-on a lost Run All click (now retried), a JupyterLab dialog that intercepted the menu
-click, and a slider drag that did not register.
+Run All goes through JupyterLab's own command (``notebook:run-all-cells``, the command
+the Run menu calls) and the slider moves by keyboard on its focused handle, as a student
+using the arrow keys: mouse clicks on menus and drags could be lost while JupyterLab was
+still laying out the page on a busy 2-core machine. Any dialog JupyterLab opens is
+accepted and reported. Run All waits until the server's one kernel has settled: JupyterLab
+can start a kernel on opening the notebook and replace it two seconds later, and the cells
+sent to the first are lost (seen here). A run that still stops with cells unrun and no error
+shown is run again, at most twice, and the test says so.
 """
 from __future__ import annotations
 
@@ -116,7 +120,7 @@ class JupyterLab:
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
              "--ServerApp.port_retries=0", f"--LabApp.workspaces_dir={root / '.workspaces'}",
              f"--LabApp.user_settings_dir={root / '.settings'}", "--LabApp.news_url=None",
-             "--LabApp.extension_manager=readonly", *(["--allow-root"] if os.geteuid() == 0 else [])],
+             "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True", *(["--allow-root"] if os.geteuid() == 0 else [])],
             cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def url(self, path: str) -> str:
@@ -134,6 +138,25 @@ class JupyterLab:
             except OSError:
                 time.sleep(0.5)
         raise TimeoutError(f"JupyterLab did not answer on port {self.port} within {seconds} s")
+
+    def kernel_ids(self) -> list[str]:
+        """The kernels of the server's sessions, by id."""
+        with urllib.request.urlopen(self.url("api/sessions"), timeout=5) as response:
+            return [session["kernel"]["id"] for session in json.load(response) if session.get("kernel")]
+
+    def wait_settled(self, seconds: float = 60) -> None:
+        """Wait until the server holds one kernel that stays the same for 3 s: on opening a
+        notebook JupyterLab can start a kernel and replace it two seconds later, and cells
+        sent to the first one are lost with it."""
+        deadline, seen, since = time.monotonic() + seconds, None, time.monotonic()
+        while time.monotonic() < deadline:
+            ids = self.kernel_ids()
+            if len(ids) != 1 or ids != seen:
+                seen, since = ids, time.monotonic()
+            elif time.monotonic() - since >= 3:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"the server's kernels did not settle within {seconds} s: {seen}")
 
     def stop(self) -> None:
         """Shut the server and its kernels down; kill what is left, by process id."""
@@ -172,27 +195,35 @@ def prompts(driver) -> list[str]:
         "return Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt'), e => e.textContent.trim())")
 
 
-def run_all(driver, tries: int = 3) -> None:
-    """Run > Run All Cells, through the menu bar as a student would, until a cell starts: the
-    command acts on the active notebook, and a click that lands while JupyterLab is still
-    attaching cells can be lost, so the notebook is clicked first and the menu tried again."""
-    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+def dismiss_dialogs(driver) -> list[str]:
+    """Accept every open JupyterLab dialog (its default button) and return their texts."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('.jp-Dialog'), dialog => {
+            const text = dialog.textContent.trim().slice(0, 200);
+            const button = dialog.querySelector('.jp-Dialog-button.jp-mod-accept') || dialog.querySelector('button');
+            if (button) button.click();
+            return text;
+        });""")
+
+
+def run_all(driver, tries: int = 3) -> list[str]:
+    """Run All Cells on the open notebook (the Run menu's command, through JupyterLab's
+    command registry) until a cell starts; returns the texts of dialogs it had to accept."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    dialogs = []
     for _ in range(tries):
-        try:  # JupyterLab re-renders while it attaches cells: an element found can go stale
-            driver.execute_script("const c = document.querySelector('.jp-Notebook .jp-Cell'); if (c) c.click();")
-            menu = next(item for item in driver.find_elements("css selector", ".lm-MenuBar-item")
-                        if item.text.strip() == "Run")
-            menu.click()
-            wait_for(driver, lambda d: d.find_elements("css selector", '[data-command="runmenu:run-all"]'), 10,
-                     "the Run menu")[0].click()
+        dialogs += dismiss_dialogs(driver)
+        driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+        try:
             WebDriverWait(driver, 20, poll_frequency=0.5).until(
                 lambda d: any("*" in p or p[1:-2].strip().isdigit() for p in prompts(d) if p))
-            return
-        except (StaleElementReferenceException, TimeoutException):
+            return dialogs
+        except TimeoutException:
             continue
-    pytest.fail(f"Run All started no cell in {tries} tries; prompts {prompts(driver)}, kernel {kernel_status(driver)!r}")
+    pytest.fail(f"Run All started no cell in {tries} tries; prompts {prompts(driver)}, "
+                f"kernel {kernel_status(driver)!r}, dialogs {dialogs + dismiss_dialogs(driver)}")
 
 
 def kernel_status(driver) -> str:
@@ -241,6 +272,7 @@ def test_notebook_06_in_jupyterlab(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     code_cells = sum(c.cell_type == "code" for c in nbformat.read(smoke_copy(tmp_path), as_version=4).cells)
     started = time.monotonic()
@@ -264,13 +296,34 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         driver.get(lab.url(f"lab/tree/{NOTEBOOK.name}"))
         wait_for(driver, lambda d: prompts(d), 120, "the notebook to open")
         wait_for(driver, lambda d: kernel_status(d) == "idle", 60, "the kernel to start")
+        wait_for(driver, lambda d: d.execute_script("return !!(window.jupyterapp && window.jupyterapp.commands"
+                                                    ".hasCommand('notebook:run-all-cells'))"), 30,
+                 "JupyterLab's commands")
+        lab.wait_settled()
+        wait_for(driver, lambda d: kernel_status(d) == "idle", 60, "the kernel to be idle")
         phase("notebook open, kernel idle")
-        run_all(driver)
-        settled = []  # finished at three polls in a row: the kernel idles for a moment between cells
-        # JupyterLab attaches cells progressively: Run All is judged on the prompts of all of them
-        wait_for(driver, lambda d: settled.append(finished(d) and len(prompts(d)) >= code_cells)
-                 or settled[-3:] == [True] * 3, RUN_ALL_SECONDS, f"Run All to finish its {code_cells} code cells")
-        phase("Run All finished")
+        dialogs = run_all(driver)
+        settled, stalled, reruns = [], [], []
+
+        def run_finished(d) -> bool:
+            """Finished at three polls in a row (the kernel idles for a moment between cells;
+            JupyterLab attaches cells progressively, so all code cells' prompts are counted).
+            A run that stopped with cells left unrun and no error, three polls in a row, lost
+            its cells to a replaced kernel: Run All again, at most twice, and say so."""
+            shown = prompts(d)
+            settled.append(finished(d) and len(shown) >= code_cells)
+            stalled.append(kernel_status(d) == "idle" and "[*]:" not in shown and "[ ]:" in shown
+                           and not errors_shown(d))
+            if stalled[-3:] == [True] * 3 and len(reruns) < 2:
+                reruns.append(shown)
+                dialogs.extend(run_all(d))
+                stalled.clear()
+            return settled[-3:] == [True] * 3
+
+        wait_for(driver, run_finished, RUN_ALL_SECONDS, f"Run All to finish its {code_cells} code cells")
+        phase("Run All finished" + (f" (run again after it stopped at {reruns})" if reruns else ""))
+        if dialogs:
+            print(f"accepted dialogs: {dialogs}", flush=True)
         assert not errors_shown(driver), errors_shown(driver)
 
         slider = band_slider(driver)
@@ -279,11 +332,8 @@ def test_notebook_06_in_jupyterlab(tmp_path):
         before_value, before_image = readout.text, shown_image(slider)
         assert before_image, "the explorer shows no image"
         handle = slider.find_element("css selector", ".noUi-handle")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
-        ActionChains(driver).click_and_hold(handle).move_by_offset(-40, 0).release().perform()
-        if readout.text == before_value:  # a drag can land before the slider is laid out: the keyboard then
-            from selenium.webdriver.common.keys import Keys
-            ActionChains(driver).click(handle).send_keys(Keys.ARROW_LEFT * 4).perform()
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", handle)
+        ActionChains(driver).send_keys(Keys.ARROW_LEFT * 4).perform()  # to the focused handle
         wait_for(driver, lambda d: readout.text != before_value, 10, f"the {label!r} slider to move")
         wait_for(driver, lambda d: shown_image(slider) not in ("", before_image), 60,
                  f"the image to change after {label!r} moved from {before_value} to {readout.text}")
