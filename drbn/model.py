@@ -234,20 +234,23 @@ class DRBN(nn.Module):
 
 
 def zero_band_heads(model: DRBN) -> DRBN:
-    """Start the last convolution of every band head (weights and bias) at 0; returns ``model``.
+    """Start the last convolution of the last recursion's band heads (weights and bias) at 0,
+    so that the supervised output x̂^T starts at 0; returns ``model``.
 
     With PyTorch's default initialisation x̂ starts as a random function of y whose sign
     differs per channel. SSIM's structure term deepens whichever correlation with x a channel
     starts with, so a channel that starts anti-correlated can stay in the negated optimum of
-    -SSIM (``drbn.train.negated_channels``). From x̂ = 0 every channel starts with no
+    -SSIM (``drbn.train.negated_channels``). From x̂^T = 0 every channel starts with no
     correlation of either sign: the luminance term first lifts the output, and the structure
-    term grows the correlation from zero. The released code uses the default start; the
-    network and its loss are unchanged (results/ladder/negation/ counts runs of each start).
+    term grows the correlation from zero. Only the last recursion: earlier ones keep their
+    random start, so that a recursion without the recursive input (RBL-v3) still passes y's
+    content on. The released code uses the default start; the network and its loss are
+    unchanged (results/ladder/negation/ counts runs of each start).
     """
-    for unit in model.units:
-        for head in (unit.head_full, unit.head_half, unit.head_quarter):
-            nn.init.zeros_(head[-1].weight)
-            nn.init.zeros_(head[-1].bias)
+    last = model.units[-1]
+    for head in (last.head_full, last.head_half, last.head_quarter):
+        nn.init.zeros_(head[-1].weight)
+        nn.init.zeros_(head[-1].bias)
     return model
 
 

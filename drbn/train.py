@@ -63,7 +63,7 @@ class Stage1Config:
     holdout_every: int = 10  # every 10th training pair validates instead of training; never the test split
     channels_last: bool = True  # fastest convolution layout on CPU
     precision: str = "fp32"  # "bf16": the forward pass under bf16 autocast (loss, weights, Adam stay fp32)
-    head_init: str = "default"  # "zero": band heads start at 0 (drbn.model.zero_band_heads), never negated
+    head_init: str = "default"  # "zero": the output x̂^T starts at 0 (drbn.model.zero_band_heads), against negation
     model: DRBNConfig = field(default_factory=DRBNConfig)
 
 

@@ -1,10 +1,10 @@
 """How often a DRBN T=4 run falls into the negated optimum of -SSIM, by recipe.
 
-For each recipe and seed: train NEGATION_CHECK_STEPS steps (the ablation runner's check
-point), then on to ``--until`` steps of the same run, and ask drbn.train.negated_channels
-which output channels are anti-correlated with their target on the first training pair:
-before training (step 0), at the check and at the end. Writes a JSON table (one file per
-call, so recipes can run side by side on separate cores).
+For each recipe and seed: train to the ablation runner's check step
+(drbn.experiments.negation_check_step), then on to ``--until`` steps of the same run, and
+ask drbn.train.negated_channels which output channels are anti-correlated with their
+target on the first training pair: before training (step 0), at the check and at the end.
+Writes a JSON table (one file per call, so recipes can run side by side on two cores).
 
     python results/negation_check.py --data ../shared/data/LOL --seeds 0-7 \\
         --recipes bf16-default --out results/ladder/negation/bf16-default.json
@@ -22,7 +22,7 @@ from dataclasses import replace
 import torch
 
 from drbn import data as datasets
-from drbn.experiments import NEGATION_CHECK_STEPS, REFERENCE, ablation_preset, stage1_config
+from drbn.experiments import REFERENCE, ablation_preset, negation_check_step, stage1_config
 from drbn.model import DRBN, zero_band_heads
 from drbn.results import write_text_atomic
 from drbn.train import negated_channels, train_stage1
@@ -61,17 +61,19 @@ def main(argv: list[str] | None = None) -> None:
             at_start = negated_channels((zero_band_heads(start) if config.head_init == "zero" else start).eval(), pair)
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
-                run = train_stage1(config, folder, progress=False, stop_at=NEGATION_CHECK_STEPS, device="cpu")
+                check = negation_check_step(config)
+                run = train_stage1(config, folder, progress=False, stop_at=check, device="cpu")
                 at_check = negated_channels(run.model, pair)
                 run = train_stage1(config, folder, resume=run.checkpoint, progress=False, stop_at=args.until,
                                    device="cpu")
                 at_end = negated_channels(run.model, pair)
             rows.append({"recipe": key, "seed": seed, "negated_at_step_0": at_start,
-                         f"negated_at_step_{NEGATION_CHECK_STEPS}": at_check,
+                         "check_step": check, "negated_at_check": at_check,
                          f"negated_at_step_{args.until}": at_end, "seconds": round(time.perf_counter() - started, 1)})
             print(rows[-1], flush=True)
-    summary = {key: {f"step_{s}": sum(bool(r[f"negated_at_step_{s}"]) for r in rows if r["recipe"] == key)
-                     for s in (0, NEGATION_CHECK_STEPS, args.until)} for key in args.recipes}
+    summary = {key: {column: sum(bool(r[column]) for r in rows if r["recipe"] == key)
+                     for column in ("negated_at_step_0", "negated_at_check", f"negated_at_step_{args.until}")}
+               for key in args.recipes}
     write_text_atomic(args.out, json.dumps({
         "command": " ".join(["python", *sys.argv]), "data": args.data, "date": dt.date.today().isoformat(),
         "machine": f"{torch.get_num_threads()} thread(s)", "torch": torch.__version__,
