@@ -210,3 +210,8 @@ def test_the_committed_plane_names_its_sources():
     names = [p["method"] for p in plane["points"]] + plane["missing"]
     assert any(n.startswith(RELEASED_RECOMPOSER) for n in names) and "other-datasets" in plane["released_recomposer"]
     assert any("pre-trained critic" in n for n in names) and plane["sittings"][0]["command"]
+    by = {p["method"]: p for p in plane["points"]}
+    for t in plane.get("trade_offs", []):  # each NIQE change is the mean per-photo change of its two points
+        a, b = by[t["from"]]["niqe_per_photo"], by[t["to"]]["niqe_per_photo"]
+        assert t["niqe_change"] == pytest.approx(np.mean([b[n] - a[n] for n in a]))
+        assert t["photos_lower"] == sum(b[n] < a[n] for n in a)
