@@ -77,7 +77,23 @@ def verdict_table(rungs: Sequence[tuple[int, Sequence[dict]]]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m drbn.ladder results/ladder: the verdict table of a ladder
-    import sys
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m drbn.ladder DIR [--figure OUT]``: print the verdict table of the ladder in
+    DIR; with ``--figure``, also draw each variant against the budget to OUT/figures/ladder.png."""
+    import argparse
 
-    print(verdict_table(read_ladder(sys.argv[1] if len(sys.argv) > 1 else "results/ladder")))
+    parser = argparse.ArgumentParser(prog="python -m drbn.ladder", description=main.__doc__.split("\n")[0])
+    parser.add_argument("folder", nargs="?", default="results/ladder")
+    parser.add_argument("--figure", metavar="OUT", help="also save the figure under OUT/figures/")
+    args = parser.parse_args(argv)
+    rungs = read_ladder(args.folder)
+    print(verdict_table(rungs))
+    if args.figure:
+        from . import viz
+
+        fig = viz.plot_ladder(rungs, VARIANTS, title=f"the ladder in {args.folder}: mean ± std over seeds")
+        print(f"figure: {viz.save_figure(fig, args.figure, 'ladder')}")
+
+
+if __name__ == "__main__":
+    main()

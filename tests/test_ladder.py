@@ -45,6 +45,16 @@ def test_read_ladder_finds_the_rungs_present(tmp_path):
     assert viz.plot_ladder(read_ladder(tmp_path), ["RBL-v1"]).axes  # draws a figure
 
 
+def test_the_ladder_command_prints_verdicts_and_saves_its_figure(tmp_path, capsys):
+    from drbn.ladder import main
+
+    rows = [row("RBL-v1", 18.0, 0.2), row("RBL-v2", 17.0, 0.2)]
+    write_table(tmp_path / "1x", rows, ["header"])
+    main([str(tmp_path), "--figure", str(tmp_path / "out")])
+    assert "| 1x | the multi-scale band loss helps" in capsys.readouterr().out
+    assert (tmp_path / "out" / "figures" / "ladder.png").stat().st_size > 1000
+
+
 def test_extrapolation_follows_a_log_line_and_says_when_it_does_not_rise(tmp_path):
     points = [{"step": s, "test_ssim": 0.70 + 0.02 * k} for k, s in enumerate((1000, 2000, 4000, 8000))]
     fit = extrapolate(points, "test_ssim", 0.80)
