@@ -46,8 +46,8 @@ NEGATION_CHECK_STEPS = 50
 def negation_check_step(config: Stage1Config) -> int:
     """The step at which a stage-1 run is checked for negated channels: NEGATION_CHECK_STEPS
     from PyTorch's default start; from a zero start (``head_init="zero"``) 30% of the run,
-    as the output's correlation is still noise while the luminance term lifts it (a trial of RBL-v3 at
-    the ladder-1x budget: flagged at step 50 in 2 of 3 seeds, in none at step 150)."""
+    as the output's correlation is still noise while the luminance term lifts it (in a trial
+    of RBL-v3 at the ladder-1x budget: flagged at step 50 in 2 of 3 seeds, none at step 150)."""
     if config.head_init == "zero":
         return min(config.steps, max(NEGATION_CHECK_STEPS, 3 * config.steps // 10))
     return min(config.steps, NEGATION_CHECK_STEPS)
