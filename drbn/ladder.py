@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rungs = read_ladder(args.folder)
     print(verdict_table(rungs))
     if args.figure:
-        from . import viz
+        from . import viz  # matplotlib only when a figure is asked for
 
         fig = viz.plot_ladder(rungs, VARIANTS, title=f"the ladder in {args.folder}: mean ± std over seeds")
         print(f"figure: {viz.save_figure(fig, args.figure, 'ladder')}")
