@@ -191,6 +191,14 @@ class TrainResult:
     notes: list[str] = field(default_factory=list)
 
 
+def initial_stage1(config: Stage1Config) -> DRBN:
+    """The network a stage-1 run of ``config`` starts from: seeded, and with the start that
+    ``config.head_init`` names."""
+    torch.manual_seed(config.seed)
+    model = DRBN(config.model)
+    return zero_band_heads(model) if config.head_init == "zero" else model
+
+
 def train_stage1(
     config: Stage1Config,
     out_dir: str | os.PathLike,
@@ -220,10 +228,7 @@ def train_stage1(
         config = continued_config(config_from_dict(Stage1Config, payload["train_config"]), config,
                                   payload["step"], resume)
     distributed.check_batch(config.batch_size)
-    torch.manual_seed(config.seed)
-    model = DRBN(config.model)
-    if config.head_init == "zero":
-        zero_band_heads(model)
+    model = initial_stage1(config)
     if payload is not None:
         load_state_strict(model, payload["model"], str(resume))
     model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)

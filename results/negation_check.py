@@ -23,9 +23,8 @@ import torch
 
 from drbn import data as datasets
 from drbn.experiments import REFERENCE, ablation_preset, negation_check_step, stage1_config
-from drbn.model import DRBN, zero_band_heads
 from drbn.results import write_text_atomic
-from drbn.train import negated_channels, train_stage1
+from drbn.train import initial_stage1, negated_channels, train_stage1
 
 # key -> (label, ablation preset, stage-1 overrides); the ladder-1x run length (500 steps)
 RECIPES = {
@@ -56,9 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         p = replace(p, stage1={**p.stage1, **overrides})
         for seed in range(first, last + 1):
             config = stage1_config(REFERENCE, p, args.data, seed)
-            torch.manual_seed(seed)  # the start train_stage1 builds
-            start = DRBN(config.model)
-            at_start = negated_channels((zero_band_heads(start) if config.head_init == "zero" else start).eval(), pair)
+            at_start = negated_channels(initial_stage1(config).eval(), pair)  # the start train_stage1 builds
             started = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
                 check = negation_check_step(config)
